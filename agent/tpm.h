@@ -1,0 +1,48 @@
+/*
+ * The agent's TPM access: a thin shell over tpm2-tss ESAPI. Every function
+ * returns a dg_err; TPM response codes are logged with Tss2_RC_Decode.
+ */
+#ifndef DRIFTGATE_AGENT_TPM_H
+#define DRIFTGATE_AGENT_TPM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define DG_TPM_EK_HANDLE_DEFAULT 0x81010001u /* TCG EK persistent handle */
+#define DG_TPM_AK_HANDLE_DEFAULT 0x81010002u
+
+struct dg_tpm;
+
+/* Open the TPM through a TCTI string as tpm2-tools spells it
+ * ("device:/dev/tpmrm0", "swtpm:host=127.0.0.1,port=2321", ...). */
+int dg_tpm_open(const char *tcti, struct dg_tpm **out);
+void dg_tpm_close(struct dg_tpm *t);
+
+/*
+ * Load the EK (RSA-2048, TCG default template) and AK (restricted RSA-2048
+ * RSASSA-SHA256 signing key under the EK, as tpm2_createak makes it) from
+ * their persistent handles, creating and persisting them if absent.
+ * Returns the marshaled TPM2B_PUBLIC of each (caller buffers, >= 1024 bytes).
+ */
+int dg_tpm_keys(struct dg_tpm *t, uint32_t ek_handle, uint32_t ak_handle,
+                uint8_t *ek_pub, size_t *ek_pub_len,
+                uint8_t *ak_pub, size_t *ak_pub_len);
+
+/* TPM2_ActivateCredential with the loaded AK and EK (EK policy session). */
+int dg_tpm_activate(struct dg_tpm *t, const uint8_t *id_object, size_t id_object_len,
+                    const uint8_t *enc_secret, size_t enc_secret_len,
+                    uint8_t *credential, size_t cap, size_t *credential_len);
+
+/* Extend a sha256 digest into PCR pcr (sha256 bank only; the agent's PCR). */
+int dg_tpm_extend(struct dg_tpm *t, uint32_t pcr, const uint8_t digest[32]);
+
+/* Read the sha256 bank value of one PCR. */
+int dg_tpm_pcr_read(struct dg_tpm *t, uint32_t pcr, uint8_t out[32]);
+
+/* Quote the sha256 bank of one PCR with the AK. Outputs: marshaled
+ * TPMS_ATTEST (contents of TPM2B_ATTEST) and marshaled TPMT_SIGNATURE. */
+int dg_tpm_quote(struct dg_tpm *t, uint32_t pcr, const uint8_t *qualifying, size_t qlen,
+                 uint8_t *attest, size_t attest_cap, size_t *attest_len,
+                 uint8_t *sig, size_t sig_cap, size_t *sig_len);
+
+#endif

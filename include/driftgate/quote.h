@@ -1,0 +1,70 @@
+/*
+ * TPM2 quote verification, in the order the careful verifiers use:
+ * unmarshal TPMS_ATTEST (no trailing bytes), magic, type, signature over the
+ * attest bytes with the AK, extraData (constant time), PCR selection, PCR digest
+ * against the verifier's own replay, clockInfo against the last round.
+ * Pure logic (Tss2_MU + OpenSSL).
+ */
+#ifndef DRIFTGATE_QUOTE_H
+#define DRIFTGATE_QUOTE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <openssl/evp.h>
+
+#define DG_QUOTE_MAX_ATTEST 1024   /* bound on marshaled TPMS_ATTEST */
+#define DG_QUOTE_MAX_SIG 1024      /* bound on marshaled TPMT_SIGNATURE */
+#define DG_QUOTE_NONCE_LEN 32
+#define DG_QUOTE_BIND_KEY_LEN 32   /* X25519 public key */
+#define DG_QUOTE_QUALIFYING_LEN 32
+
+struct dg_quote_clock {
+	uint64_t clock;
+	uint32_t reset_count;
+	uint32_t restart_count;
+	uint8_t safe;
+};
+
+struct dg_quote_expect {
+	const uint8_t *qualifying; /* expected extraData */
+	size_t qualifying_len;
+	uint32_t pcr;              /* the one PCR asked for, sha256 bank */
+	const uint8_t *pcr_value;  /* 32 bytes: value from the verifier's replay */
+	const struct dg_quote_clock *last; /* previous round, or NULL */
+};
+
+/*
+ * Qualifying data binding a fresh agent key into the quote:
+ * SHA-256("driftgate quote v1" || nonce || bind_key).
+ */
+int dg_quote_qualifying(const uint8_t nonce[DG_QUOTE_NONCE_LEN],
+                        const uint8_t bind_key[DG_QUOTE_BIND_KEY_LEN],
+                        uint8_t out[DG_QUOTE_QUALIFYING_LEN]);
+
+/*
+ * Verify a quote. attest is a marshaled TPMS_ATTEST (the contents of
+ * TPM2B_ATTEST), sig a marshaled TPMT_SIGNATURE. Checks run in order and the
+ * first failure is returned: DG_ERR_FORMAT/TRUNCATED/TRAILING, DG_ERR_SIGNATURE,
+ * DG_ERR_NONCE (extraData), DG_ERR_PCR_SELECT, DG_ERR_CLOCK (counters or clock
+ * went backwards), DG_ERR_PCR_DIGEST. clock_out (may be NULL) receives the
+ * quote's clockInfo once the signature and extraData check out.
+ * A resetCount increase (reboot) is not an error here; callers that detect
+ * one via clock_out must replay from the start of the log.
+ */
+int dg_quote_verify(EVP_PKEY *ak, const uint8_t *attest, size_t attest_len,
+                    const uint8_t *sig, size_t sig_len,
+                    const struct dg_quote_expect *expect,
+                    struct dg_quote_clock *clock_out);
+
+/*
+ * Signature, extraData and selection only, and clockInfo out: what a verifier
+ * needs to decide whether replay must restart (reboot) before it compares the
+ * PCR digest with dg_quote_verify.
+ */
+int dg_quote_check_signed(EVP_PKEY *ak, const uint8_t *attest, size_t attest_len,
+                          const uint8_t *sig, size_t sig_len,
+                          const uint8_t *qualifying, size_t qualifying_len,
+                          uint32_t pcr, struct dg_quote_clock *clock_out);
+
+#endif

@@ -1,0 +1,97 @@
+/*
+ * Wire messages between agent and verifier: one CBOR map per message,
+ * text keys, encoded and strictly decoded with libcbor. The decoder bounds
+ * every length before it copies, rejects unknown, duplicate and missing
+ * fields, indefinite lengths, and nesting deeper than the schema.
+ * TPM structures travel as Tss2_MU-marshaled byte strings.
+ *
+ *   type              fields (all required unless marked optional)
+ *   ENROLL_REQ        agent_id, ek_pub, ak_pub, pcr
+ *   ENROLL_CHALLENGE  id_object, enc_secret
+ *   ENROLL_ACTIVATE   agent_id, credential
+ *   ENROLL_DONE       (none)
+ *   NONCE_REQ         agent_id
+ *   NONCE             nonce, log_from, pcr
+ *   ATTEST            agent_id, nonce, attest, signature, bind_key, log_from,
+ *                     log, want_secrets
+ *   VERDICT           pass, reasons, sealed (optional, only when pass)
+ *   ERROR             code, message
+ */
+#ifndef DRIFTGATE_WIRE_H
+#define DRIFTGATE_WIRE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "driftgate/verdict.h"
+
+#define DG_WIRE_MAX_MSG (64u * 1024 * 1024)  /* whole message */
+#define DG_WIRE_MAX_AGENT_ID 64
+#define DG_WIRE_MAX_KEY 1024                 /* TPM2B_PUBLIC */
+#define DG_WIRE_MAX_BLOB 1024                /* id_object, enc_secret, attest, signature */
+#define DG_WIRE_MAX_LOG (48u * 1024 * 1024)  /* log bytes in one ATTEST */
+#define DG_WIRE_MAX_SECRET_NAME 64
+#define DG_WIRE_MAX_SEALED 8192              /* one sealed secret */
+#define DG_WIRE_MAX_SECRETS 16
+#define DG_WIRE_MAX_MESSAGE_TEXT 256
+
+enum dg_msg_type {
+	DG_MSG_ENROLL_REQ = 1,
+	DG_MSG_ENROLL_CHALLENGE,
+	DG_MSG_ENROLL_ACTIVATE,
+	DG_MSG_ENROLL_DONE,
+	DG_MSG_NONCE_REQ,
+	DG_MSG_NONCE,
+	DG_MSG_ATTEST,
+	DG_MSG_VERDICT,
+	DG_MSG_ERROR,
+};
+
+struct dg_bytes {
+	uint8_t *data; /* owned by the message */
+	size_t len;
+};
+
+struct dg_sealed_secret {
+	char name[DG_WIRE_MAX_SECRET_NAME + 1];
+	struct dg_bytes blob; /* dg_seal output */
+};
+
+/* One flat struct for every message type; fields not used by a type are zero. */
+struct dg_msg {
+	enum dg_msg_type type;
+	char agent_id[DG_WIRE_MAX_AGENT_ID + 1];
+	struct dg_bytes ek_pub, ak_pub;
+	struct dg_bytes id_object, enc_secret, credential;
+	struct dg_bytes nonce;
+	struct dg_bytes attest, signature, bind_key;
+	struct dg_bytes log;
+	uint64_t log_from;
+	uint32_t pcr;
+	bool want_secrets;
+	bool pass;
+	size_t n_reasons;
+	struct dg_reason reasons[DG_VERDICT_MAX_REASONS];
+	size_t n_sealed;
+	struct dg_sealed_secret sealed[DG_WIRE_MAX_SECRETS];
+	uint32_t code;                               /* ERROR: a dg_err */
+	char message[DG_WIRE_MAX_MESSAGE_TEXT + 1];  /* ERROR */
+};
+
+/* Zero a message struct (no allocation). */
+void dg_msg_init(struct dg_msg *m);
+/* Free and cleanse every owned buffer, then zero the struct. */
+void dg_msg_clear(struct dg_msg *m);
+/* Copy len bytes into an owned field (cleared first). */
+int dg_bytes_set(struct dg_bytes *b, const void *data, size_t len);
+
+/* Encode m into a new buffer (*out, freed by the caller with free()). */
+int dg_wire_encode(const struct dg_msg *m, uint8_t **out, size_t *out_len);
+/* Strictly decode buf into m (dg_msg_init'ed by the callee). On error m is
+ * cleared and nothing is retained. */
+int dg_wire_decode(const uint8_t *buf, size_t len, struct dg_msg *m);
+
+const char *dg_msg_type_name(enum dg_msg_type t);
+
+#endif
