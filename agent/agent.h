@@ -1,0 +1,70 @@
+/*
+ * The agent core: TPM keys, the durable log, enrollment, measurement and
+ * attestation rounds, and the secrets the last passing round released.
+ */
+#ifndef DRIFTGATE_AGENT_AGENT_H
+#define DRIFTGATE_AGENT_AGENT_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "driftgate/verdict.h"
+#include "driftgate/wire.h"
+
+#define DG_AGENT_DEFAULT_PCR 13
+#define DG_AGENT_DEFAULT_VERIFIER "tcp://127.0.0.1:7300"
+#define DG_AGENT_DEFAULT_CONTROL "ipc:///run/driftgate/agent.sock"
+#define DG_AGENT_DEFAULT_STATE_DIR "/var/lib/driftgate"
+#define DG_AGENT_DEFAULT_TCTI "device:/dev/tpmrm0"
+#define DG_AGENT_MAX_SECRET 4096
+
+struct dg_agent_config {
+	char agent_id[DG_WIRE_MAX_AGENT_ID + 1];
+	char tcti[256];
+	char verifier_url[256];
+	char control_url[256];
+	char state_dir[PATH_MAX];
+	uint32_t pcr;
+	uint32_t ek_handle, ak_handle;
+	unsigned interval_s; /* heartbeat attestation period */
+	unsigned timeout_ms; /* per request to the verifier */
+};
+
+/* The outcome of the last attestation round. */
+struct dg_agent_verdict {
+	bool attested; /* a round completed (pass or fail) */
+	bool pass;
+	size_t n_reasons;
+	struct dg_reason reasons[DG_VERDICT_MAX_REASONS];
+};
+
+struct dg_agent;
+
+void dg_agent_config_defaults(struct dg_agent_config *cfg);
+
+/* Open the TPM and the log, load or create the keys, reconcile log and PCR. */
+int dg_agent_start(const struct dg_agent_config *cfg, struct dg_agent **out);
+void dg_agent_stop(struct dg_agent *a);
+
+/* Enroll with the verifier: send EK/AK, activate the credential it returns. */
+int dg_agent_enroll(struct dg_agent *a);
+
+/* Measure a file, or every regular file under a directory: hash, append to
+ * the durable log, extend the PCR, in that order. *added counts new entries. */
+int dg_agent_measure(struct dg_agent *a, const char *path, unsigned *added);
+
+/* One attestation round; on pass the released secrets replace the held ones,
+ * on fail (or any error) every held secret is wiped. */
+int dg_agent_attest(struct dg_agent *a);
+
+const struct dg_agent_verdict *dg_agent_last_verdict(const struct dg_agent *a);
+uint64_t dg_agent_log_count(const struct dg_agent *a);
+uint64_t dg_agent_interval_ms(const struct dg_agent *a);
+
+/* Copy a held secret out. DG_ERR_DENIED if the last round failed or none is held. */
+int dg_agent_secret(const struct dg_agent *a, const char *name, uint8_t *out, size_t cap,
+                    size_t *len);
+
+#endif

@@ -1,0 +1,195 @@
+#include "control.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include <nng/nng.h>
+#include <nng/protocol/reqrep0/rep.h>
+#include <nng/protocol/reqrep0/req.h>
+#include <nng/transport/ipc/ipc.h>
+#include <openssl/crypto.h>
+
+#include "driftgate/err.h"
+#include "driftgate/transport.h"
+
+#define LOG_PREFIX "driftgate-agent: "
+
+static uint64_t
+now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* Append the last verdict in words: "pass" or "fail code: detail; ...". */
+static size_t
+format_verdict(const struct dg_agent *a, char *out, size_t cap)
+{
+	const struct dg_agent_verdict *v = dg_agent_last_verdict(a);
+	size_t n = 0;
+	int w;
+	if (!v->attested)
+		return (size_t)snprintf(out, cap, "none");
+	w = snprintf(out, cap, "%s", v->pass ? "pass" : "fail");
+	for (size_t i = 0; w > 0 && (size_t)w < cap - n && i < v->n_reasons; i++) {
+		n += (size_t)w;
+		w = snprintf(out + n, cap - n, "%s%s: %s", i ? "; " : " ", v->reasons[i].code,
+		             v->reasons[i].detail);
+	}
+	if (w > 0)
+		n += (size_t)w;
+	return n < cap ? n : cap - 1;
+}
+
+/* Handle one request line; the reply goes into out (cap bytes). */
+static size_t
+handle(struct dg_agent *a, const char *req, size_t req_len, uint8_t *out, size_t cap)
+{
+	char line[4200], verdict[2048];
+	int rv;
+	if (req_len >= sizeof line || memchr(req, '\0', req_len) != NULL)
+		return (size_t)snprintf((char *)out, cap, "error %d: malformed request", DG_ERR_FORMAT);
+	memcpy(line, req, req_len);
+	line[req_len] = '\0';
+
+	if (strncmp(line, "measure ", 8) == 0) {
+		unsigned added = 0;
+		rv = dg_agent_measure(a, line + 8, &added);
+		if (rv != DG_OK)
+			return (size_t)snprintf((char *)out, cap, "error %d: %s: %s", rv, line + 8,
+			                        dg_strerror(rv));
+		/* A new measurement triggers attestation at once, not at the next tick. */
+		rv = dg_agent_attest(a);
+		format_verdict(a, verdict, sizeof verdict);
+		return (size_t)snprintf((char *)out, cap, "ok measured %u file(s), %llu entries; %s%s%s",
+		                        added, (unsigned long long)dg_agent_log_count(a), verdict,
+		                        rv == DG_OK ? "" : "; attestation error: ",
+		                        rv == DG_OK ? "" : dg_strerror(rv));
+	}
+	if (strcmp(line, "attest") == 0) {
+		rv = dg_agent_attest(a);
+		format_verdict(a, verdict, sizeof verdict);
+		if (rv != DG_OK)
+			return (size_t)snprintf((char *)out, cap, "error %d: %s (%s)", rv,
+			                        dg_strerror(rv), verdict);
+		return (size_t)snprintf((char *)out, cap, "ok %s", verdict);
+	}
+	if (strcmp(line, "status") == 0) {
+		format_verdict(a, verdict, sizeof verdict);
+		return (size_t)snprintf((char *)out, cap, "ok entries %llu; last verdict %s",
+		                        (unsigned long long)dg_agent_log_count(a), verdict);
+	}
+	if (strncmp(line, "secret ", 7) == 0) {
+		size_t len = 0;
+		memcpy(out, "ok\n", 3);
+		rv = dg_agent_secret(a, line + 7, out + 3, cap - 3, &len);
+		if (rv == DG_OK)
+			return 3 + len;
+		OPENSSL_cleanse(out, cap);
+		format_verdict(a, verdict, sizeof verdict);
+		return (size_t)snprintf((char *)out, cap, "error %d: secret '%s' withheld: %s (last verdict: %s)",
+		                        rv, line + 7, dg_strerror(rv), verdict);
+	}
+	return (size_t)snprintf((char *)out, cap, "error %d: unknown request", DG_ERR_INVAL);
+}
+
+static int
+prepare_ipc_dir(const char *url)
+{
+	char dir[512];
+	if (strncmp(url, "ipc://", 6) != 0)
+		return DG_OK;
+	snprintf(dir, sizeof dir, "%s", url + 6);
+	char *slash = strrchr(dir, '/');
+	if (slash == NULL || slash == dir)
+		return DG_OK;
+	*slash = '\0';
+	if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+		fprintf(stderr, LOG_PREFIX "%s: %s\n", dir, strerror(errno));
+		return DG_ERR_IO;
+	}
+	return DG_OK;
+}
+
+int
+dg_control_serve(struct dg_agent *a, const char *url, volatile sig_atomic_t *stop)
+{
+	nng_socket s;
+	nng_listener l;
+	uint8_t *reply = NULL;
+	int rv = prepare_ipc_dir(url);
+	if (rv != DG_OK)
+		return rv;
+	if ((rv = nng_rep0_open(&s)) != 0)
+		return dg_transport_err(rv);
+	if ((reply = malloc(DG_CONTROL_MAX_REPLY)) == NULL) {
+		rv = DG_ERR_NOMEM;
+		goto out;
+	}
+	if ((rv = nng_listener_create(&l, s, url)) != 0 ||
+	    (strncmp(url, "ipc://", 6) == 0 &&
+	     (rv = nng_listener_set_int(l, NNG_OPT_IPC_PERMISSIONS, 0600)) != 0) ||
+	    (rv = nng_listener_start(l, 0)) != 0 ||
+	    (rv = nng_socket_set_size(s, NNG_OPT_RECVMAXSZ, 8192)) != 0) {
+		fprintf(stderr, LOG_PREFIX "control %s: %s\n", url, nng_strerror(rv));
+		rv = dg_transport_err(rv);
+		goto out;
+	}
+	fprintf(stderr, LOG_PREFIX "control socket %s\n", url);
+	uint64_t interval = dg_agent_interval_ms(a);
+	uint64_t next = now_ms() + interval;
+	while (!*stop) {
+		uint64_t now = now_ms();
+		if (now >= next) {
+			(void)dg_agent_attest(a); /* failures are logged and wipe secrets */
+			next = now_ms() + interval;
+			continue;
+		}
+		uint64_t wait = next - now < 500 ? next - now : 500;
+		nng_socket_set_ms(s, NNG_OPT_RECVTIMEO, (nng_duration)wait);
+		char *req = NULL;
+		size_t req_len = 0;
+		int r = nng_recv(s, &req, &req_len, NNG_FLAG_ALLOC);
+		if (r == NNG_ETIMEDOUT || r == NNG_EINTR)
+			continue;
+		if (r != 0) {
+			fprintf(stderr, LOG_PREFIX "control: %s\n", nng_strerror(r));
+			continue;
+		}
+		size_t n = handle(a, req, req_len, reply, DG_CONTROL_MAX_REPLY);
+		nng_free(req, req_len);
+		if ((r = nng_send(s, reply, n, 0)) != 0)
+			fprintf(stderr, LOG_PREFIX "control reply: %s\n", nng_strerror(r));
+		OPENSSL_cleanse(reply, n);
+	}
+	rv = DG_OK;
+out:
+	free(reply);
+	nng_close(s);
+	return rv;
+}
+
+int
+dg_control_request(const char *url, const char *request, unsigned timeout_ms, char **reply,
+                   size_t *reply_len)
+{
+	nng_socket s;
+	int rv;
+	if ((rv = nng_req0_open(&s)) != 0)
+		return dg_transport_err(rv);
+	if ((rv = nng_socket_set_ms(s, NNG_OPT_RECVTIMEO, (nng_duration)timeout_ms)) != 0 ||
+	    (rv = nng_socket_set_ms(s, NNG_OPT_SENDTIMEO, (nng_duration)timeout_ms)) != 0 ||
+	    (rv = nng_dial(s, url, NULL, 0)) != 0 ||
+	    (rv = nng_send(s, (void *)request, strlen(request), 0)) != 0 ||
+	    (rv = nng_recv(s, reply, reply_len, NNG_FLAG_ALLOC)) != 0) {
+		fprintf(stderr, "driftgate-agent: %s: %s\n", url, nng_strerror(rv));
+		rv = dg_transport_err(rv);
+	}
+	nng_close(s);
+	return rv;
+}

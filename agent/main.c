@@ -1,0 +1,351 @@
+/* driftgate-agent: command line. See README.md ("driftgate-agent") for the manual. */
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <nng/nng.h>
+#include <openssl/crypto.h>
+
+#include "agent.h"
+#include "control.h"
+#include "driftgate/conf.h"
+#include "driftgate/err.h"
+#include "driftgate/log.h"
+#include "mlog.h"
+
+enum exit_code { EXIT_OK = 0, EXIT_ERROR = 1, EXIT_USAGE = 2, EXIT_REFUSED = 3 };
+
+/* The one piece of global state: set by SIGINT/SIGTERM, read by the loop. */
+static volatile sig_atomic_t stop_requested;
+
+static void
+on_signal(int sig)
+{
+	(void)sig;
+	stop_requested = 1;
+}
+
+static void
+usage(FILE *f)
+{
+	fputs(
+	    "Usage: driftgate-agent COMMAND [OPTIONS]\n"
+	    "\n"
+	    "Measure files into a TPM-backed log and prove it to a driftgate-verifier.\n"
+	    "\n"
+	    "Commands:\n"
+	    "  run                 enroll, measure the --measure paths, attest, then serve\n"
+	    "                      the control socket and attest every --interval seconds\n"
+	    "  measure PATH...     ask the running agent to measure files or directories\n"
+	    "                      (absolute paths) and attest at once\n"
+	    "  attest              ask the running agent for an attestation round now\n"
+	    "  status              print the log size and the last verdict\n"
+	    "  secret NAME         print a secret released by the last passing round\n"
+	    "  log                 print the measurement log (no running agent needed)\n"
+	    "\n"
+	    "Options:\n"
+	    "  -c, --config FILE       read 'option = value' lines (long option names)\n"
+	    "  -i, --agent-id ID       agent identity, [A-Za-z0-9._-]{1,64} (default: hostname)\n"
+	    "  -T, --tcti TCTI         TPM access, as tpm2-tools spells it\n"
+	    "                          (default: " DG_AGENT_DEFAULT_TCTI ")\n"
+	    "  -v, --verifier URL      verifier address (default: " DG_AGENT_DEFAULT_VERIFIER ")\n"
+	    "  -C, --control URL       control socket (default: " DG_AGENT_DEFAULT_CONTROL ")\n"
+	    "  -s, --state-dir DIR     log and state directory (default: " DG_AGENT_DEFAULT_STATE_DIR ")\n"
+	    "  -p, --pcr N             PCR to extend, 8..15 (default: 13; see README)\n"
+	    "      --ek-handle H       persistent EK handle (default: 0x81010001)\n"
+	    "      --ak-handle H       persistent AK handle (default: 0x81010002)\n"
+	    "  -n, --interval SEC      heartbeat attestation period (default: 10)\n"
+	    "  -t, --timeout MS        per-request timeout to the verifier (default: 10000)\n"
+	    "  -m, --measure PATH      (run) measure PATH before the first attestation;\n"
+	    "                          repeatable\n"
+	    "  -f, --format FMT        (log) binary (kernel binary_runtime_measurements) or\n"
+	    "                          ascii (default: ascii)\n"
+	    "  -h, --help              show this help\n"
+	    "\n"
+	    "Exit status: 0 success, 1 error, 2 usage error, 3 attestation failed or secret\n"
+	    "withheld.\n",
+	    f);
+}
+
+struct options {
+	struct dg_agent_config cfg;
+	char measure[16][PATH_MAX];
+	size_t n_measure;
+	enum dg_log_format format;
+};
+
+static int
+parse_uint(const char *s, unsigned long max, unsigned long *out)
+{
+	char *end;
+	errno = 0;
+	unsigned long v = strtoul(s, &end, 0);
+	if (errno != 0 || end == s || *end != '\0' || v > max || s[0] == '-')
+		return DG_ERR_INVAL;
+	*out = v;
+	return DG_OK;
+}
+
+static int
+copy_str(char *dst, size_t cap, const char *src)
+{
+	if (strlen(src) >= cap || src[0] == '\0')
+		return DG_ERR_INVAL;
+	memcpy(dst, src, strlen(src) + 1);
+	return DG_OK;
+}
+
+/* One setter for the command line and the config file alike. */
+static int
+set_option(const char *key, const char *value, void *arg)
+{
+	struct options *o = arg;
+	struct dg_agent_config *c = &o->cfg;
+	unsigned long v;
+	int rv;
+	if (strcmp(key, "agent-id") == 0)
+		return copy_str(c->agent_id, sizeof c->agent_id, value);
+	if (strcmp(key, "tcti") == 0)
+		return copy_str(c->tcti, sizeof c->tcti, value);
+	if (strcmp(key, "verifier") == 0)
+		return copy_str(c->verifier_url, sizeof c->verifier_url, value);
+	if (strcmp(key, "control") == 0)
+		return copy_str(c->control_url, sizeof c->control_url, value);
+	if (strcmp(key, "state-dir") == 0)
+		return copy_str(c->state_dir, sizeof c->state_dir, value);
+	if (strcmp(key, "pcr") == 0) {
+		/* 0-7 belong to firmware; 16 and 23 are resettable from locality 0,
+		 * 17-22 belong to DRTM: an agent PCR must be one of 8..15. */
+		if ((rv = parse_uint(value, 15, &v)) != DG_OK || v < 8)
+			return DG_ERR_INVAL;
+		c->pcr = (uint32_t)v;
+		return DG_OK;
+	}
+	if (strcmp(key, "ek-handle") == 0 || strcmp(key, "ak-handle") == 0) {
+		if ((rv = parse_uint(value, 0x81ffffff, &v)) != DG_OK || v < 0x81000000)
+			return DG_ERR_INVAL;
+		*(key[0] == 'e' ? &c->ek_handle : &c->ak_handle) = (uint32_t)v;
+		return DG_OK;
+	}
+	if (strcmp(key, "interval") == 0) {
+		if ((rv = parse_uint(value, 86400, &v)) != DG_OK || v == 0)
+			return DG_ERR_INVAL;
+		c->interval_s = (unsigned)v;
+		return DG_OK;
+	}
+	if (strcmp(key, "timeout") == 0) {
+		if ((rv = parse_uint(value, 600000, &v)) != DG_OK || v == 0)
+			return DG_ERR_INVAL;
+		c->timeout_ms = (unsigned)v;
+		return DG_OK;
+	}
+	if (strcmp(key, "measure") == 0) {
+		if (o->n_measure == sizeof o->measure / sizeof o->measure[0] || value[0] != '/')
+			return DG_ERR_INVAL;
+		return copy_str(o->measure[o->n_measure++], sizeof o->measure[0], value);
+	}
+	if (strcmp(key, "format") == 0) {
+		if (strcmp(value, "binary") == 0)
+			o->format = DG_LOG_FORMAT_BINARY;
+		else if (strcmp(value, "ascii") == 0)
+			o->format = DG_LOG_FORMAT_ASCII;
+		else
+			return DG_ERR_INVAL;
+		return DG_OK;
+	}
+	return DG_ERR_NOTFOUND;
+}
+
+static const struct option long_options[] = {
+	{"config", required_argument, NULL, 'c'},   {"agent-id", required_argument, NULL, 'i'},
+	{"tcti", required_argument, NULL, 'T'},     {"verifier", required_argument, NULL, 'v'},
+	{"control", required_argument, NULL, 'C'},  {"state-dir", required_argument, NULL, 's'},
+	{"pcr", required_argument, NULL, 'p'},      {"ek-handle", required_argument, NULL, 1},
+	{"ak-handle", required_argument, NULL, 2},  {"interval", required_argument, NULL, 'n'},
+	{"timeout", required_argument, NULL, 't'},  {"measure", required_argument, NULL, 'm'},
+	{"format", required_argument, NULL, 'f'},   {"help", no_argument, NULL, 'h'},
+	{NULL, 0, NULL, 0},
+};
+
+static int
+cmd_run(struct options *o)
+{
+	struct dg_agent *a = NULL;
+	int rv, code = EXIT_ERROR;
+	struct sigaction sa;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = on_signal;
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	if ((rv = dg_agent_start(&o->cfg, &a)) != DG_OK) {
+		fprintf(stderr, "driftgate-agent: start: %s\n", dg_strerror(rv));
+		goto out;
+	}
+	/* The verifier may come up after us: retry enrollment until it answers. */
+	while ((rv = dg_agent_enroll(a)) != DG_OK && !stop_requested) {
+		if (rv != DG_ERR_TIMEOUT && rv != DG_ERR_NET) {
+			fprintf(stderr, "driftgate-agent: enrollment refused: %s\n", dg_strerror(rv));
+			goto out;
+		}
+		sleep(1);
+	}
+	for (size_t i = 0; i < o->n_measure && !stop_requested; i++) {
+		unsigned added = 0;
+		if ((rv = dg_agent_measure(a, o->measure[i], &added)) != DG_OK)
+			goto out;
+		fprintf(stderr, "driftgate-agent: measured %u file(s) under %s\n", added,
+		        o->measure[i]);
+	}
+	if (!stop_requested)
+		(void)dg_agent_attest(a);
+	if (!stop_requested && dg_control_serve(a, o->cfg.control_url, &stop_requested) != DG_OK)
+		goto out;
+	code = EXIT_OK;
+out:
+	dg_agent_stop(a);
+	return code;
+}
+
+/* Client commands: one request to the running agent per argument. */
+static int
+cmd_client(struct options *o, const char *verb, char **args, int nargs)
+{
+	int code = EXIT_OK;
+	for (int i = 0; i < (nargs ? nargs : 1); i++) {
+		char request[PATH_MAX + 16], abs_path[PATH_MAX];
+		char *reply = NULL;
+		size_t len = 0;
+		const char *arg = nargs ? args[i] : "";
+		/* The agent runs elsewhere: hand it an absolute path. */
+		if (strcmp(verb, "measure") == 0) {
+			if (realpath(arg, abs_path) == NULL) {
+				fprintf(stderr, "driftgate-agent: %s: %s\n", arg, strerror(errno));
+				return EXIT_ERROR;
+			}
+			arg = abs_path;
+		}
+		snprintf(request, sizeof request, "%s%s%s", verb, nargs ? " " : "", arg);
+		int rv = dg_control_request(o->cfg.control_url, request,
+		                            o->cfg.timeout_ms * 3 + 1000, &reply, &len);
+		if (rv != DG_OK)
+			return EXIT_ERROR;
+		bool ok = len >= 2 && memcmp(reply, "ok", 2) == 0;
+		if (strcmp(verb, "secret") == 0 && ok) {
+			fwrite(reply + 3, 1, len - 3, stdout);
+		} else {
+			fwrite(reply, 1, len, ok ? stdout : stderr);
+			fputc('\n', ok ? stdout : stderr);
+		}
+		if (!ok || (len >= 7 && strstr(reply, "; fail") != NULL) ||
+		    (strcmp(verb, "attest") == 0 && strncmp(reply, "ok pass", 7) != 0))
+			code = code == EXIT_OK ? EXIT_REFUSED : code;
+		OPENSSL_cleanse(reply, len);
+		nng_free(reply, len);
+	}
+	return code;
+}
+
+static int
+cmd_log(struct options *o)
+{
+	char path[PATH_MAX + 32];
+	struct dg_mlog *log = NULL;
+	const uint8_t *bytes;
+	size_t len;
+	int rv, code = EXIT_ERROR;
+	snprintf(path, sizeof path, "%s/measurements.bin", o->cfg.state_dir);
+	if (access(path, R_OK) != 0) {
+		fprintf(stderr, "driftgate-agent: %s: %s\n", path, strerror(errno));
+		return EXIT_ERROR;
+	}
+	if ((rv = dg_mlog_open(path, &log)) != DG_OK || (rv = dg_mlog_since(log, 0, &bytes, &len)) != DG_OK) {
+		fprintf(stderr, "driftgate-agent: %s: %s\n", path, dg_strerror(rv));
+		goto out;
+	}
+	if (o->format == DG_LOG_FORMAT_BINARY) {
+		if (fwrite(bytes, 1, len, stdout) != len)
+			goto out;
+	} else {
+		struct dg_log_reader r;
+		struct dg_log_entry e;
+		char line[2 * DG_LOG_MAX_TEMPLATE_DATA + 256];
+		size_t n;
+		if ((rv = dg_log_reader_init(&r, bytes, len, DG_LOG_FORMAT_BINARY)) != DG_OK)
+			goto out;
+		while ((rv = dg_log_next(&r, &e)) == DG_OK &&
+		       (rv = dg_log_format_ascii(&e, line, sizeof line, &n)) == DG_OK)
+			fwrite(line, 1, n, stdout);
+		dg_log_reader_fini(&r);
+		if (rv != DG_ERR_NOTFOUND)
+			goto out;
+	}
+	code = fflush(stdout) == 0 ? EXIT_OK : EXIT_ERROR;
+out:
+	dg_mlog_close(log);
+	return code;
+}
+
+int
+main(int argc, char **argv)
+{
+	static struct options o; /* large (the ascii line buffer lives in cmd_log) */
+	char err[512];
+	const char *config = NULL;
+	int c, rv;
+
+	dg_agent_config_defaults(&o.cfg);
+	o.format = DG_LOG_FORMAT_ASCII;
+	if (argc < 2 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
+		usage(argc < 2 ? stderr : stdout);
+		return argc < 2 ? EXIT_USAGE : EXIT_OK;
+	}
+	const char *cmd = argv[1];
+	/* Config first, so the command line overrides it. */
+	for (int i = 2; i + 1 < argc; i++)
+		if (strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0)
+			config = argv[i + 1];
+	if (config != NULL && (rv = dg_conf_load(config, set_option, &o, err, sizeof err)) != DG_OK) {
+		fprintf(stderr, "driftgate-agent: %s: %s\n", config, err);
+		return EXIT_USAGE;
+	}
+	optind = 2;
+	while ((c = getopt_long(argc, argv, "c:i:T:v:C:s:p:n:t:m:f:h", long_options, NULL)) != -1) {
+		const struct option *lo = NULL;
+		if (c == 'h') {
+			usage(stdout);
+			return EXIT_OK;
+		}
+		if (c == 'c')
+			continue;
+		if (c == '?')
+			return EXIT_USAGE;
+		for (const struct option *p = long_options; p->name; p++)
+			if (p->val == c)
+				lo = p;
+		if (lo == NULL || (rv = set_option(lo->name, optarg, &o)) != DG_OK) {
+			fprintf(stderr, "driftgate-agent: invalid value for --%s: '%s'\n",
+			        lo ? lo->name : "?", optarg);
+			return EXIT_USAGE;
+		}
+	}
+	char **args = argv + optind;
+	int nargs = argc - optind;
+	if (strcmp(cmd, "run") == 0 && nargs == 0)
+		return cmd_run(&o);
+	if (strcmp(cmd, "log") == 0 && nargs == 0)
+		return cmd_log(&o);
+	if ((strcmp(cmd, "measure") == 0 && nargs > 0) || (strcmp(cmd, "secret") == 0 && nargs == 1))
+		return cmd_client(&o, cmd, args, nargs);
+	if ((strcmp(cmd, "attest") == 0 || strcmp(cmd, "status") == 0) && nargs == 0)
+		return cmd_client(&o, cmd, args, 0);
+	fprintf(stderr, "driftgate-agent: unknown command or wrong arguments: '%s' "
+	                "(try --help)\n", cmd);
+	return EXIT_USAGE;
+}

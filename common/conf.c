@@ -1,0 +1,103 @@
+#include "driftgate/conf.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "driftgate/err.h"
+
+static char *
+trim(char *s)
+{
+	while (isspace((unsigned char)*s))
+		s++;
+	char *end = s + strlen(s);
+	while (end > s && isspace((unsigned char)end[-1]))
+		*--end = '\0';
+	return s;
+}
+
+int
+dg_conf_parse(const char *text, size_t len, dg_conf_fn fn, void *arg, char *err,
+              size_t err_cap)
+{
+	char line[4096];
+	size_t pos = 0;
+	unsigned lineno = 0;
+
+	if (len > DG_CONF_MAX_BYTES)
+		return DG_ERR_TOOBIG;
+	while (pos < len) {
+		const char *nl = memchr(text + pos, '\n', len - pos);
+		size_t n = nl ? (size_t)(nl - (text + pos)) : len - pos;
+		lineno++;
+		if (n >= sizeof line) {
+			snprintf(err, err_cap, "line %u: longer than %zu bytes", lineno, sizeof line - 1);
+			return DG_ERR_FORMAT;
+		}
+		memcpy(line, text + pos, n);
+		line[n] = '\0';
+		pos += n + (nl ? 1 : 0);
+		if (memchr(line, '\0', n) != NULL) {
+			snprintf(err, err_cap, "line %u: NUL byte", lineno);
+			return DG_ERR_FORMAT;
+		}
+		char *hash = strchr(line, '#');
+		if (hash != NULL)
+			*hash = '\0';
+		char *s = trim(line);
+		if (*s == '\0')
+			continue;
+		char *eq = strchr(s, '=');
+		if (eq == NULL) {
+			snprintf(err, err_cap, "line %u: expected 'key = value'", lineno);
+			return DG_ERR_FORMAT;
+		}
+		*eq = '\0';
+		char *key = trim(s), *value = trim(eq + 1);
+		if (*key == '\0') {
+			snprintf(err, err_cap, "line %u: empty key", lineno);
+			return DG_ERR_FORMAT;
+		}
+		int rv = fn(key, value, arg);
+		if (rv != DG_OK) {
+			snprintf(err, err_cap, "line %u: %s: %s", lineno, key, dg_strerror(rv));
+			return rv;
+		}
+	}
+	return DG_OK;
+}
+
+int
+dg_conf_load(const char *path, dg_conf_fn fn, void *arg, char *err, size_t err_cap)
+{
+	char *text = NULL;
+	size_t len = 0;
+	int rv = DG_ERR_IO;
+	FILE *f = fopen(path, "re");
+	if (f == NULL) {
+		snprintf(err, err_cap, "%s: %s", path, strerror(errno));
+		return DG_ERR_IO;
+	}
+	if ((text = malloc(DG_CONF_MAX_BYTES + 1)) == NULL) {
+		rv = DG_ERR_NOMEM;
+		goto out;
+	}
+	len = fread(text, 1, DG_CONF_MAX_BYTES + 1, f);
+	if (ferror(f)) {
+		snprintf(err, err_cap, "%s: read error", path);
+		goto out;
+	}
+	if (len > DG_CONF_MAX_BYTES) {
+		snprintf(err, err_cap, "%s: larger than %d bytes", path, DG_CONF_MAX_BYTES);
+		rv = DG_ERR_TOOBIG;
+		goto out;
+	}
+	rv = dg_conf_parse(text, len, fn, arg, err, err_cap);
+out:
+	free(text);
+	fclose(f);
+	return rv;
+}

@@ -1,0 +1,22 @@
+/*
+ * Configuration files shared by both daemons: one "key = value" per line,
+ * '#' starts a comment, keys are the long command-line option names, so that
+ * every option can live in the file and the command line overrides it.
+ */
+#ifndef DRIFTGATE_CONF_H
+#define DRIFTGATE_CONF_H
+
+#include <stddef.h>
+
+#define DG_CONF_MAX_BYTES (1024 * 1024)
+
+/* Called for each setting; a non-zero return stops parsing and is returned. */
+typedef int (*dg_conf_fn)(const char *key, const char *value, void *arg);
+
+/* Parse text; on a malformed line returns DG_ERR_FORMAT with "line N: ..." in err. */
+int dg_conf_parse(const char *text, size_t len, dg_conf_fn fn, void *arg, char *err,
+                  size_t err_cap);
+/* Read path (at most DG_CONF_MAX_BYTES) and parse it. */
+int dg_conf_load(const char *path, dg_conf_fn fn, void *arg, char *err, size_t err_cap);
+
+#endif

@@ -1,0 +1,15 @@
+/* Walking a tree of regular files in a stable (sorted) order, without
+ * following symlinks: shared by the agent's measurements and the baseline
+ * generator, so both see the same files in the same order. */
+#ifndef DRIFTGATE_FSWALK_H
+#define DRIFTGATE_FSWALK_H
+
+/* Called for each regular file; a non-DG_OK return stops the walk. */
+typedef int (*dg_fswalk_fn)(const char *path, void *arg);
+
+/* root may be a regular file (visited once) or a directory. Other file types
+ * are skipped. DG_ERR_IO if root cannot be read, DG_ERR_TOOBIG for a path
+ * longer than PATH_MAX. */
+int dg_fswalk(const char *root, dg_fswalk_fn fn, void *arg);
+
+#endif

@@ -1,0 +1,447 @@
+#include "attest.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+
+#include "audit.h"
+#include "driftgate/credential.h"
+#include "driftgate/err.h"
+#include "driftgate/log.h"
+#include "driftgate/policy.h"
+#include "driftgate/quote.h"
+#include "driftgate/release.h"
+#include "driftgate/seal.h"
+#include "driftgate/tpmkey.h"
+#include "policyset.h"
+#include "registry.h"
+#include "secrets.h"
+
+struct dg_verifier {
+	struct dg_verifier_config cfg;
+	struct dg_registry *agents;
+	struct dg_policyset *policies;
+	struct dg_audit *audit;
+};
+
+void
+dg_verifier_config_defaults(struct dg_verifier_config *cfg)
+{
+	memset(cfg, 0, sizeof *cfg);
+	snprintf(cfg->listen_url, sizeof cfg->listen_url, "%s", DG_VERIFIER_DEFAULT_LISTEN);
+	snprintf(cfg->policies_dir, sizeof cfg->policies_dir, "%s", DG_VERIFIER_DEFAULT_POLICIES);
+	snprintf(cfg->secrets_dir, sizeof cfg->secrets_dir, "%s", DG_VERIFIER_DEFAULT_SECRETS);
+	snprintf(cfg->audit_path, sizeof cfg->audit_path, "%s", DG_VERIFIER_DEFAULT_AUDIT);
+	cfg->nonce_ttl_ms = 30000;
+}
+
+int
+dg_verifier_new(const struct dg_verifier_config *cfg, struct dg_verifier **out, char *err,
+                size_t err_cap)
+{
+	struct dg_verifier *v = calloc(1, sizeof *v);
+	int rv = DG_ERR_NOMEM;
+	if (v == NULL)
+		return rv;
+	v->cfg = *cfg;
+	if ((rv = dg_registry_new(&v->agents)) != DG_OK)
+		goto out;
+	if ((rv = dg_policyset_load(cfg->policies_dir, &v->policies, err, err_cap)) != DG_OK)
+		goto out;
+	if ((rv = dg_audit_open(cfg->audit_path, &v->audit)) != DG_OK) {
+		snprintf(err, err_cap, "%s: cannot open the audit log", cfg->audit_path);
+		goto out;
+	}
+out:
+	if (rv != DG_OK) {
+		dg_verifier_free(v);
+		return rv;
+	}
+	*out = v;
+	return DG_OK;
+}
+
+void
+dg_verifier_free(struct dg_verifier *v)
+{
+	if (v == NULL)
+		return;
+	dg_registry_free(v->agents);
+	dg_policyset_free(v->policies);
+	dg_audit_close(v->audit);
+	free(v);
+}
+
+static uint64_t
+now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static void reply_error(struct dg_msg *reply, int code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void
+reply_error(struct dg_msg *reply, int code, const char *fmt, ...)
+{
+	va_list ap;
+	dg_msg_clear(reply);
+	reply->type = DG_MSG_ERROR;
+	reply->code = (uint32_t)code;
+	va_start(ap, fmt);
+	vsnprintf(reply->message, sizeof reply->message, fmt, ap);
+	va_end(ap);
+}
+
+static void
+handle_enroll(struct dg_verifier *v, const struct dg_msg *req, struct dg_msg *reply)
+{
+	uint8_t name[DG_TPMKEY_MAX_NAME], id_object[DG_CRED_MAX_ID_OBJECT];
+	uint8_t enc_secret[DG_CRED_MAX_SECRET], credential[32];
+	size_t name_len = 0, id_len = 0, secret_len = 0;
+	EVP_PKEY *ak = NULL;
+	struct dg_agent_rec *a;
+	int rv;
+
+	if ((rv = dg_tpmkey_import(req->ek_pub.data, req->ek_pub.len, DG_TPMKEY_EK, NULL, NULL,
+	                           NULL)) != DG_OK) {
+		reply_error(reply, rv, "EK rejected: %s", dg_strerror(rv));
+		goto out;
+	}
+	if ((rv = dg_tpmkey_import(req->ak_pub.data, req->ak_pub.len, DG_TPMKEY_AK, &ak, name,
+	                           &name_len)) != DG_OK) {
+		reply_error(reply, rv, "AK rejected: %s", dg_strerror(rv));
+		goto out;
+	}
+	if (req->pcr < 8 || req->pcr > 15) {
+		reply_error(reply, DG_ERR_INVAL, "PCR %u is not one of 8..15", req->pcr);
+		goto out;
+	}
+	a = dg_registry_find(v->agents, req->agent_id);
+	if (a != NULL && a->activated &&
+	    (a->ek_pub_len != req->ek_pub.len || a->ak_pub_len != req->ak_pub.len ||
+	     memcmp(a->ek_pub, req->ek_pub.data, a->ek_pub_len) != 0 ||
+	     memcmp(a->ak_pub, req->ak_pub.data, a->ak_pub_len) != 0 || a->pcr != req->pcr)) {
+		/* An id never moves to another TPM or PCR without an operator. */
+		dg_audit_event(v->audit, "enroll-refused", req->agent_id,
+		               "agent id already enrolled with a different TPM identity");
+		reply_error(reply, DG_ERR_EXISTS, "%s",
+		            "agent id already enrolled with a different TPM identity");
+		goto out;
+	}
+	if (a == NULL && (rv = dg_registry_add(v->agents, req->agent_id, &a)) != DG_OK) {
+		reply_error(reply, rv, "cannot register agent: %s", dg_strerror(rv));
+		goto out;
+	}
+	if (RAND_bytes(credential, sizeof credential) != 1 ||
+	    (rv = dg_cred_make(req->ek_pub.data, req->ek_pub.len, name, name_len, credential,
+	                       sizeof credential, id_object, sizeof id_object, &id_len, enc_secret,
+	                       sizeof enc_secret, &secret_len)) != DG_OK) {
+		reply_error(reply, DG_ERR_CRYPTO, "%s", "MakeCredential failed");
+		goto out;
+	}
+	if (!a->activated) {
+		memcpy(a->ek_pub, req->ek_pub.data, req->ek_pub.len);
+		a->ek_pub_len = req->ek_pub.len;
+		memcpy(a->ak_pub, req->ak_pub.data, req->ak_pub.len);
+		a->ak_pub_len = req->ak_pub.len;
+		memcpy(a->ak_name, name, name_len);
+		a->ak_name_len = name_len;
+		EVP_PKEY_free(a->ak);
+		a->ak = ak;
+		ak = NULL;
+		a->pcr = req->pcr;
+	}
+	memcpy(a->credential, credential, sizeof credential);
+	a->challenge_live = true;
+	reply->type = DG_MSG_ENROLL_CHALLENGE;
+	if (dg_bytes_set(&reply->id_object, id_object, id_len) != DG_OK ||
+	    dg_bytes_set(&reply->enc_secret, enc_secret, secret_len) != DG_OK)
+		reply_error(reply, DG_ERR_NOMEM, "%s", "out of memory");
+out:
+	OPENSSL_cleanse(credential, sizeof credential);
+	EVP_PKEY_free(ak);
+}
+
+static void
+handle_activate(struct dg_verifier *v, const struct dg_msg *req, struct dg_msg *reply)
+{
+	struct dg_agent_rec *a = dg_registry_find(v->agents, req->agent_id);
+	if (a == NULL || !a->challenge_live) {
+		reply_error(reply, DG_ERR_STATE, "%s", "no enrollment challenge outstanding");
+		return;
+	}
+	a->challenge_live = false; /* one answer per challenge */
+	if (req->credential.len != sizeof a->credential ||
+	    CRYPTO_memcmp(req->credential.data, a->credential, sizeof a->credential) != 0) {
+		OPENSSL_cleanse(a->credential, sizeof a->credential);
+		dg_audit_event(v->audit, "enroll-refused", a->id, "credential activation failed");
+		reply_error(reply, DG_ERR_DENIED, "%s", "credential activation failed");
+		return;
+	}
+	OPENSSL_cleanse(a->credential, sizeof a->credential);
+	a->activated = true;
+	dg_audit_event(v->audit, "enrolled", a->id, NULL);
+	reply->type = DG_MSG_ENROLL_DONE;
+}
+
+static void
+handle_nonce(struct dg_verifier *v, const struct dg_msg *req, struct dg_msg *reply)
+{
+	struct dg_agent_rec *a = dg_registry_find(v->agents, req->agent_id);
+	if (a == NULL || !a->activated) {
+		reply_error(reply, DG_ERR_NOTFOUND, "agent '%s' is not enrolled", req->agent_id);
+		return;
+	}
+	if (RAND_bytes(a->nonce, sizeof a->nonce) != 1) {
+		reply_error(reply, DG_ERR_CRYPTO, "%s", "no randomness");
+		return;
+	}
+	/* One live nonce per agent: asking again retires the previous one. */
+	a->nonce_live = true;
+	a->nonce_expiry_ms = now_ms() + v->cfg.nonce_ttl_ms;
+	reply->type = DG_MSG_NONCE;
+	reply->log_from = a->replay.entries;
+	reply->pcr = a->pcr;
+	if (dg_bytes_set(&reply->nonce, a->nonce, sizeof a->nonce) != DG_OK)
+		reply_error(reply, DG_ERR_NOMEM, "%s", "out of memory");
+}
+
+/* The reasons of one attestation round. */
+struct round {
+	size_t n;
+	struct dg_reason r[DG_VERDICT_MAX_REASONS];
+};
+
+static struct dg_reason *
+round_add(struct round *rd)
+{
+	return rd->n < DG_VERDICT_MAX_REASONS ? &rd->r[rd->n++] : NULL;
+}
+
+#define REASON(rd, code, ...)                                                                  \
+	do {                                                                                   \
+		struct dg_reason *r_ = round_add(rd);                                          \
+		if (r_ != NULL)                                                                \
+			dg_reason_set(r_, code, __VA_ARGS__);                                  \
+	} while (0)
+
+static const char *
+quote_reason(int rv)
+{
+	switch (rv) {
+	case DG_ERR_SIGNATURE: return "signature";
+	case DG_ERR_NONCE: return "nonce";
+	case DG_ERR_PCR_SELECT: return "pcr-selection";
+	case DG_ERR_PCR_DIGEST: return "pcr-mismatch";
+	case DG_ERR_CLOCK: return "clock-rollback";
+	default: return "quote-malformed";
+	}
+}
+
+/* Replay and appraise the new entries onto work; drift reasons go to drift. */
+static void
+replay_new_entries(const struct dg_agent_rec *a, const struct dg_policy *policy,
+                   const struct dg_msg *req, struct dg_replay *work, struct round *errors,
+                   struct round *drift)
+{
+	struct dg_log_reader r;
+	struct dg_log_entry e;
+	int rv = dg_log_reader_init(&r, req->log.data, req->log.len, DG_LOG_FORMAT_BINARY);
+	if (rv != DG_OK) {
+		REASON(errors, "log-malformed", "%s", dg_strerror(rv));
+		return;
+	}
+	while ((rv = dg_log_next(&r, &e)) == DG_OK) {
+		if (e.pcr != a->pcr) {
+			REASON(errors, "wrong-pcr", "entry %llu extends PCR %u, agent uses PCR %u",
+			       (unsigned long long)(req->log_from + r.index - 1), e.pcr, a->pcr);
+			break;
+		}
+		if ((rv = dg_replay_extend(work, &e)) != DG_OK)
+			break;
+		struct dg_reason why;
+		if (policy != NULL && dg_policy_appraise(policy, &e, &why) != DG_OK) {
+			struct dg_reason *slot = round_add(drift);
+			if (slot != NULL)
+				*slot = why;
+		}
+	}
+	if (rv != DG_ERR_NOTFOUND && rv != DG_OK)
+		REASON(errors, "log-malformed", "entry %llu at byte offset %zu: %s",
+		       (unsigned long long)(req->log_from + r.index), r.off, dg_strerror(rv));
+	dg_log_reader_fini(&r);
+}
+
+static void
+release_secrets(struct dg_verifier *v, const struct dg_agent_rec *a, const struct dg_policy *p,
+                const struct dg_msg *req, struct dg_msg *reply, const char **names)
+{
+	uint8_t secret[DG_SECRET_MAX], aad[DG_RELEASE_AAD_MAX], sealed[DG_SECRET_MAX + DG_SEAL_OVERHEAD];
+	size_t secret_len = 0, aad_len, sealed_len;
+	for (size_t i = 0; i < dg_policy_secret_count(p) && reply->n_sealed < DG_WIRE_MAX_SECRETS; i++) {
+		const char *name = dg_policy_secret(p, i);
+		int rv = dg_secret_read(v->cfg.secrets_dir, name, secret, &secret_len);
+		if (rv == DG_OK)
+			rv = dg_release_aad(a->id, name, req->nonce.data, aad, sizeof aad, &aad_len);
+		if (rv == DG_OK)
+			rv = dg_seal(req->bind_key.data, aad, aad_len, secret, secret_len, sealed,
+			             sizeof sealed, &sealed_len);
+		OPENSSL_cleanse(secret, sizeof secret);
+		struct dg_sealed_secret *s = &reply->sealed[reply->n_sealed];
+		if (rv == DG_OK)
+			rv = dg_bytes_set(&s->blob, sealed, sealed_len);
+		if (rv != DG_OK) {
+			fprintf(stderr, "driftgate-verifier: secret '%s' for %s not released: %s\n", name,
+			        a->id, dg_strerror(rv));
+			continue;
+		}
+		snprintf(s->name, sizeof s->name, "%s", name);
+		names[reply->n_sealed++] = name;
+	}
+}
+
+static void
+handle_attest(struct dg_verifier *v, const struct dg_msg *req, struct dg_msg *reply)
+{
+	struct dg_agent_rec *a = dg_registry_find(v->agents, req->agent_id);
+	struct round errors = {0}, drift = {0};
+	struct dg_replay work;
+	struct dg_quote_clock clock;
+	uint8_t qualifying[DG_QUOTE_QUALIFYING_LEN], quote_digest[32];
+	const char *released[DG_WIRE_MAX_SECRETS];
+	bool trusted_quote = false, committed = false, reboot = false;
+	uint64_t expected_from, new_entries = 0;
+	struct dg_quote_expect expect;
+	int rv;
+
+	if (a == NULL || !a->activated) {
+		reply_error(reply, DG_ERR_NOTFOUND, "agent '%s' is not enrolled", req->agent_id);
+		return;
+	}
+	dg_replay_init(&work);
+	const struct dg_policy *policy = dg_policyset_for_agent(v->policies, a->id);
+
+	/* Nonce: issued to this agent, unexpired, used once (whatever the outcome). */
+	bool nonce_ok = a->nonce_live && req->nonce.len == sizeof a->nonce &&
+	                CRYPTO_memcmp(req->nonce.data, a->nonce, sizeof a->nonce) == 0 &&
+	                now_ms() <= a->nonce_expiry_ms;
+	a->nonce_live = false;
+	if (!nonce_ok) {
+		REASON(&errors, "nonce", "nonce unknown, expired or already used");
+		goto verdict;
+	}
+	if (req->bind_key.len != DG_QUOTE_BIND_KEY_LEN ||
+	    (rv = dg_quote_qualifying(req->nonce.data, req->bind_key.data, qualifying)) != DG_OK) {
+		REASON(&errors, "quote-malformed", "bind key must be %d bytes", DG_QUOTE_BIND_KEY_LEN);
+		goto verdict;
+	}
+	rv = dg_quote_check_signed(a->ak, req->attest.data, req->attest.len, req->signature.data,
+	                           req->signature.len, qualifying, sizeof qualifying, a->pcr, &clock);
+	if (rv != DG_OK) {
+		REASON(&errors, quote_reason(rv), "%s", dg_strerror(rv));
+		goto verdict;
+	}
+	trusted_quote = true;
+	EVP_Digest(req->attest.data, req->attest.len, quote_digest, NULL, EVP_sha256(), NULL);
+
+	/* A reboot resets the PCR: replay starts over, earlier drift belongs to the old boot. */
+	reboot = a->have_clock && clock.reset_count > a->clock.reset_count;
+	if (!reboot)
+		dg_replay_copy(&work, &a->replay);
+	expected_from = work.entries;
+	if (req->log_from != expected_from) {
+		REASON(&errors, "log-gap", "agent sent entries from %llu, expected %llu",
+		       (unsigned long long)req->log_from, (unsigned long long)expected_from);
+		goto verdict;
+	}
+	replay_new_entries(a, policy, req, &work, &errors, &drift);
+	if (errors.n > 0)
+		goto verdict;
+
+	expect = (struct dg_quote_expect){
+		.qualifying = qualifying,
+		.qualifying_len = sizeof qualifying,
+		.pcr = a->pcr,
+		.pcr_value = work.sha256[a->pcr],
+		.last = a->have_clock ? &a->clock : NULL,
+	};
+	rv = dg_quote_verify(a->ak, req->attest.data, req->attest.len, req->signature.data,
+	                     req->signature.len, &expect, NULL);
+	if (rv != DG_OK) {
+		if (rv == DG_ERR_PCR_DIGEST)
+			REASON(&errors, "pcr-mismatch",
+			       "quoted PCR %u differs from the replay of %llu log entries", a->pcr,
+			       (unsigned long long)work.entries);
+		else
+			REASON(&errors, quote_reason(rv), "%s", dg_strerror(rv));
+		goto verdict;
+	}
+	/* The log is proven: commit the replay position and any drift it shows. */
+	committed = true;
+	if (reboot)
+		a->n_drift = 0;
+	dg_replay_copy(&a->replay, &work);
+	new_entries = work.entries - expected_from;
+	a->clock = clock;
+	a->have_clock = true;
+	for (size_t i = 0; i < drift.n && a->n_drift < DG_VERDICT_MAX_REASONS; i++)
+		a->drift[a->n_drift++] = drift.r[i];
+
+verdict:
+	dg_replay_fini(&work);
+	reply->type = DG_MSG_VERDICT;
+	for (size_t i = 0; i < errors.n; i++)
+		reply->reasons[reply->n_reasons++] = errors.r[i];
+	if (committed) {
+		for (size_t i = 0; i < a->n_drift && reply->n_reasons < DG_VERDICT_MAX_REASONS; i++)
+			reply->reasons[reply->n_reasons++] = a->drift[i];
+		if (policy == NULL && reply->n_reasons < DG_VERDICT_MAX_REASONS)
+			dg_reason_set(&reply->reasons[reply->n_reasons++], "no-baseline",
+			              "no baseline in %s applies to agent '%s'", v->cfg.policies_dir, a->id);
+	}
+	reply->pass = committed && reply->n_reasons == 0;
+	if (reply->pass && req->want_secrets)
+		release_secrets(v, a, policy, req, reply, released);
+
+	struct dg_audit_verdict record = {
+		.agent_id = a->id,
+		.baseline = policy ? dg_policy_name(policy) : NULL,
+		.pass = reply->pass,
+		.n_reasons = reply->n_reasons,
+		.reasons = reply->reasons,
+		.entries = a->replay.entries,
+		.new_entries = new_entries,
+		.clock = trusted_quote ? &clock : NULL,
+		.quote_digest = trusted_quote ? quote_digest : NULL,
+		.n_secrets = reply->n_sealed,
+		.secrets = released,
+	};
+	if (dg_audit_verdict(v->audit, &record) != DG_OK) {
+		/* An unrecorded verdict must not release anything. */
+		fprintf(stderr, "driftgate-verifier: audit write failed: withholding the verdict\n");
+		reply_error(reply, DG_ERR_IO, "%s", "verifier cannot record the verdict");
+	}
+}
+
+void
+dg_verifier_handle(struct dg_verifier *v, const struct dg_msg *req, struct dg_msg *reply)
+{
+	dg_msg_init(reply);
+	switch (req->type) {
+	case DG_MSG_ENROLL_REQ: handle_enroll(v, req, reply); break;
+	case DG_MSG_ENROLL_ACTIVATE: handle_activate(v, req, reply); break;
+	case DG_MSG_NONCE_REQ: handle_nonce(v, req, reply); break;
+	case DG_MSG_ATTEST: handle_attest(v, req, reply); break;
+	default:
+		reply_error(reply, DG_ERR_INVAL, "unexpected message %s", dg_msg_type_name(req->type));
+	}
+}

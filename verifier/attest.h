@@ -1,0 +1,41 @@
+/*
+ * The verifier's protocol logic: enrollment (EK/AK check, credential
+ * activation), single-use nonces, and the attestation pipeline
+ *   quote signature and nonce -> incremental replay of the new entries ->
+ *   appraisal against the agent's baseline -> PCR digest -> verdict
+ *   -> audit record -> secrets sealed to the round's bound key.
+ * No sockets here: the server feeds it decoded messages.
+ */
+#ifndef DRIFTGATE_VERIFIER_ATTEST_H
+#define DRIFTGATE_VERIFIER_ATTEST_H
+
+#include <limits.h>
+#include <stdint.h>
+
+#include "driftgate/wire.h"
+
+#define DG_VERIFIER_DEFAULT_LISTEN "tcp://127.0.0.1:7300"
+#define DG_VERIFIER_DEFAULT_POLICIES "/etc/driftgate/policies"
+#define DG_VERIFIER_DEFAULT_SECRETS "/etc/driftgate/secrets"
+#define DG_VERIFIER_DEFAULT_AUDIT "/var/log/driftgate/audit.jsonl"
+
+struct dg_verifier_config {
+	char listen_url[256];
+	char policies_dir[PATH_MAX];
+	char secrets_dir[PATH_MAX];
+	char audit_path[PATH_MAX];
+	unsigned nonce_ttl_ms;
+};
+
+struct dg_verifier;
+
+void dg_verifier_config_defaults(struct dg_verifier_config *cfg);
+/* Load the baselines and open the audit trail. err receives a readable reason. */
+int dg_verifier_new(const struct dg_verifier_config *cfg, struct dg_verifier **out, char *err,
+                    size_t err_cap);
+void dg_verifier_free(struct dg_verifier *v);
+
+/* Handle one request; reply is always filled (a result or DG_MSG_ERROR). */
+void dg_verifier_handle(struct dg_verifier *v, const struct dg_msg *req, struct dg_msg *reply);
+
+#endif

@@ -1,0 +1,142 @@
+#include "audit.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <json-c/json.h>
+
+#include "driftgate/err.h"
+
+struct dg_audit {
+	int fd;
+	bool own_fd;
+};
+
+int
+dg_audit_open(const char *path, struct dg_audit **out)
+{
+	struct dg_audit *a = calloc(1, sizeof *a);
+	if (a == NULL)
+		return DG_ERR_NOMEM;
+	if (strcmp(path, "-") == 0) {
+		a->fd = STDOUT_FILENO;
+	} else {
+		a->fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);
+		if (a->fd < 0) {
+			fprintf(stderr, "driftgate-verifier: %s: %s\n", path, strerror(errno));
+			free(a);
+			return DG_ERR_IO;
+		}
+		a->own_fd = true;
+	}
+	*out = a;
+	return DG_OK;
+}
+
+void
+dg_audit_close(struct dg_audit *a)
+{
+	if (a == NULL)
+		return;
+	if (a->own_fd)
+		close(a->fd);
+	free(a);
+}
+
+static json_object *
+record_new(const char *event, const char *agent_id)
+{
+	char stamp[64];
+	struct timespec ts;
+	struct tm tm;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	gmtime_r(&ts.tv_sec, &tm);
+	snprintf(stamp, sizeof stamp, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+	         tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+	         (int)(ts.tv_nsec / 1000000));
+	json_object *o = json_object_new_object();
+	if (o == NULL)
+		return NULL;
+	json_object_object_add(o, "time", json_object_new_string(stamp));
+	json_object_object_add(o, "event", json_object_new_string(event));
+	json_object_object_add(o, "agent", json_object_new_string(agent_id));
+	return o;
+}
+
+/* One write(2) per record, then fdatasync: lines never interleave or tear. */
+static int
+record_write(struct dg_audit *a, json_object *o)
+{
+	size_t len;
+	int rv = DG_ERR_IO;
+	const char *s = json_object_to_json_string_length(o, JSON_C_TO_STRING_PLAIN, &len);
+	char *line = s ? malloc(len + 1) : NULL;
+	if (line == NULL) {
+		rv = DG_ERR_NOMEM;
+		goto out;
+	}
+	memcpy(line, s, len);
+	line[len] = '\n';
+	if (write(a->fd, line, len + 1) != (ssize_t)(len + 1))
+		goto out;
+	if (a->own_fd && fdatasync(a->fd) != 0)
+		goto out;
+	rv = DG_OK;
+out:
+	free(line);
+	json_object_put(o);
+	return rv;
+}
+
+int
+dg_audit_event(struct dg_audit *a, const char *event, const char *agent_id, const char *detail)
+{
+	json_object *o = record_new(event, agent_id);
+	if (o == NULL)
+		return DG_ERR_NOMEM;
+	if (detail != NULL)
+		json_object_object_add(o, "detail", json_object_new_string(detail));
+	return record_write(a, o);
+}
+
+int
+dg_audit_verdict(struct dg_audit *a, const struct dg_audit_verdict *v)
+{
+	char hex[65];
+	json_object *o = record_new("verdict", v->agent_id);
+	if (o == NULL)
+		return DG_ERR_NOMEM;
+	json_object_object_add(o, "verdict", json_object_new_string(v->pass ? "pass" : "fail"));
+	json_object_object_add(o, "baseline", v->baseline ? json_object_new_string(v->baseline) : NULL);
+	json_object *reasons = json_object_new_array();
+	for (size_t i = 0; i < v->n_reasons; i++) {
+		json_object *r = json_object_new_object();
+		json_object_object_add(r, "code", json_object_new_string(v->reasons[i].code));
+		json_object_object_add(r, "detail", json_object_new_string(v->reasons[i].detail));
+		json_object_array_add(reasons, r);
+	}
+	json_object_object_add(o, "reasons", reasons);
+	json_object_object_add(o, "entries", json_object_new_uint64(v->entries));
+	json_object_object_add(o, "new_entries", json_object_new_uint64(v->new_entries));
+	if (v->clock != NULL) {
+		json_object_object_add(o, "reset_count", json_object_new_uint64(v->clock->reset_count));
+		json_object_object_add(o, "restart_count",
+		                       json_object_new_uint64(v->clock->restart_count));
+		json_object_object_add(o, "clock", json_object_new_uint64(v->clock->clock));
+	}
+	if (v->quote_digest != NULL) {
+		for (int i = 0; i < 32; i++)
+			snprintf(hex + 2 * i, 3, "%02x", v->quote_digest[i]);
+		json_object_object_add(o, "quote_sha256", json_object_new_string(hex));
+	}
+	json_object *names = json_object_new_array();
+	for (size_t i = 0; i < v->n_secrets; i++)
+		json_object_array_add(names, json_object_new_string(v->secrets[i]));
+	json_object_object_add(o, "secrets_released", names);
+	return record_write(a, o);
+}

@@ -1,0 +1,39 @@
+/*
+ * The audit trail: one JSON object per line for every enrollment and verdict,
+ * flushed and synced before the verdict is sent, so an acknowledged verdict
+ * is never missing from it. It names secrets, never their values.
+ */
+#ifndef DRIFTGATE_VERIFIER_AUDIT_H
+#define DRIFTGATE_VERIFIER_AUDIT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "driftgate/quote.h"
+#include "driftgate/verdict.h"
+
+struct dg_audit;
+
+struct dg_audit_verdict {
+	const char *agent_id;
+	const char *baseline; /* NULL if none applied */
+	bool pass;
+	size_t n_reasons;
+	const struct dg_reason *reasons;
+	uint64_t entries, new_entries;
+	const struct dg_quote_clock *clock; /* NULL if the quote was not trusted */
+	const uint8_t *quote_digest;        /* SHA-256 of the attest bytes, or NULL */
+	size_t n_secrets;
+	const char *const *secrets;         /* names released */
+};
+
+/* path "-" writes to stdout. */
+int dg_audit_open(const char *path, struct dg_audit **out);
+void dg_audit_close(struct dg_audit *a);
+int dg_audit_verdict(struct dg_audit *a, const struct dg_audit_verdict *v);
+/* event: "enroll-challenge", "enrolled", "enroll-refused"; detail may be NULL. */
+int dg_audit_event(struct dg_audit *a, const char *event, const char *agent_id,
+                   const char *detail);
+
+#endif

@@ -1,0 +1,340 @@
+/* driftgate-verifier: command line. See README.md ("driftgate-verifier") for the manual. */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "attest.h"
+#include "baseline.h"
+#include "driftgate/conf.h"
+#include "driftgate/err.h"
+#include "driftgate/log.h"
+#include "server.h"
+
+enum exit_code { EXIT_OK = 0, EXIT_ERROR = 1, EXIT_USAGE = 2, EXIT_BAD_INPUT = 3 };
+
+#define MAX_LIST 64
+
+/* The one piece of global state: set by SIGINT/SIGTERM, read by the loop. */
+static volatile sig_atomic_t stop_requested;
+
+static void
+on_signal(int sig)
+{
+	(void)sig;
+	stop_requested = 1;
+}
+
+static void
+usage(FILE *f)
+{
+	fputs(
+	    "Usage: driftgate-verifier COMMAND [OPTIONS] [ARGS]\n"
+	    "\n"
+	    "Enroll driftgate agents, verify their TPM quotes and logs against baselines,\n"
+	    "and release workload secrets only to agents that pass.\n"
+	    "\n"
+	    "Commands:\n"
+	    "  serve                 listen for agents (the daemon)\n"
+	    "  replay FILE           replay an IMA measurement log (kernel binary or ascii\n"
+	    "                        format) and print 'pcr<N> <bank> <hex>' per PCR and bank\n"
+	    "  baseline PATH...      hash files and directories into a baseline on stdout\n"
+	    "\n"
+	    "Options for serve:\n"
+	    "  -c, --config FILE     read 'option = value' lines (long option names)\n"
+	    "  -l, --listen URL      address to listen on (default: " DG_VERIFIER_DEFAULT_LISTEN ")\n"
+	    "  -P, --policies DIR    directory of *.baseline files\n"
+	    "                        (default: " DG_VERIFIER_DEFAULT_POLICIES ")\n"
+	    "  -S, --secrets DIR     directory of secret files, mode 0600, owned by the\n"
+	    "                        verifier's user (default: " DG_VERIFIER_DEFAULT_SECRETS ")\n"
+	    "  -a, --audit-log FILE  JSON-lines audit trail, '-' for stdout\n"
+	    "                        (default: " DG_VERIFIER_DEFAULT_AUDIT ")\n"
+	    "      --nonce-ttl MS    how long a nonce stays valid (default: 30000)\n"
+	    "\n"
+	    "Options for replay:\n"
+	    "  -f, --format FMT      binary or ascii (default: detected)\n"
+	    "\n"
+	    "Options for baseline:\n"
+	    "  -N, --name NAME       baseline name (required)\n"
+	    "  -A, --agent PATTERN   agent ids it applies to, fnmatch(3); repeatable (required)\n"
+	    "  -s, --secret NAME     a secret its agents may receive; repeatable\n"
+	    "  -x, --exclude REGEX   paths to leave unappraised (anchored); repeatable\n"
+	    "\n"
+	    "  -h, --help            show this help\n"
+	    "\n"
+	    "Exit status: 0 success, 1 error, 2 usage error, 3 malformed input (replay).\n",
+	    f);
+}
+
+struct options {
+	struct dg_verifier_config cfg;
+	int format; /* -1: detect */
+	const char *name;
+	const char *agents[MAX_LIST], *secrets[MAX_LIST], *excludes[MAX_LIST];
+	size_t n_agents, n_secrets, n_excludes;
+	char *owned[3 * MAX_LIST]; /* values copied from a config file */
+	size_t n_owned;
+};
+
+static int
+copy_str(char *dst, size_t cap, const char *src)
+{
+	if (strlen(src) >= cap || src[0] == '\0')
+		return DG_ERR_INVAL;
+	memcpy(dst, src, strlen(src) + 1);
+	return DG_OK;
+}
+
+static int
+push(struct options *o, const char **list, size_t *n, const char *value)
+{
+	if (*n == MAX_LIST || o->n_owned == sizeof o->owned / sizeof o->owned[0])
+		return DG_ERR_TOOBIG;
+	if ((o->owned[o->n_owned] = strdup(value)) == NULL)
+		return DG_ERR_NOMEM;
+	list[(*n)++] = o->owned[o->n_owned++];
+	return DG_OK;
+}
+
+static int
+set_option(const char *key, const char *value, void *arg)
+{
+	struct options *o = arg;
+	struct dg_verifier_config *c = &o->cfg;
+	if (strcmp(key, "listen") == 0)
+		return copy_str(c->listen_url, sizeof c->listen_url, value);
+	if (strcmp(key, "policies") == 0)
+		return copy_str(c->policies_dir, sizeof c->policies_dir, value);
+	if (strcmp(key, "secrets") == 0)
+		return copy_str(c->secrets_dir, sizeof c->secrets_dir, value);
+	if (strcmp(key, "audit-log") == 0)
+		return copy_str(c->audit_path, sizeof c->audit_path, value);
+	if (strcmp(key, "nonce-ttl") == 0) {
+		char *end;
+		errno = 0;
+		unsigned long v = strtoul(value, &end, 10);
+		if (errno != 0 || *end != '\0' || v < 100 || v > 3600000 || value[0] == '-')
+			return DG_ERR_INVAL;
+		c->nonce_ttl_ms = (unsigned)v;
+		return DG_OK;
+	}
+	if (strcmp(key, "format") == 0) {
+		if (strcmp(value, "binary") == 0)
+			o->format = DG_LOG_FORMAT_BINARY;
+		else if (strcmp(value, "ascii") == 0)
+			o->format = DG_LOG_FORMAT_ASCII;
+		else
+			return DG_ERR_INVAL;
+		return DG_OK;
+	}
+	if (strcmp(key, "name") == 0) {
+		const char *one[1];
+		size_t n = 0;
+		int rv = push(o, one, &n, value);
+		o->name = rv == DG_OK ? one[0] : NULL;
+		return rv;
+	}
+	if (strcmp(key, "agent") == 0)
+		return push(o, o->agents, &o->n_agents, value);
+	if (strcmp(key, "secret") == 0)
+		return push(o, o->secrets, &o->n_secrets, value);
+	if (strcmp(key, "exclude") == 0)
+		return push(o, o->excludes, &o->n_excludes, value);
+	return DG_ERR_NOTFOUND;
+}
+
+static const struct option long_options[] = {
+	{"config", required_argument, NULL, 'c'},  {"listen", required_argument, NULL, 'l'},
+	{"policies", required_argument, NULL, 'P'}, {"secrets", required_argument, NULL, 'S'},
+	{"audit-log", required_argument, NULL, 'a'}, {"nonce-ttl", required_argument, NULL, 1},
+	{"format", required_argument, NULL, 'f'},  {"name", required_argument, NULL, 'N'},
+	{"agent", required_argument, NULL, 'A'},   {"secret", required_argument, NULL, 's'},
+	{"exclude", required_argument, NULL, 'x'}, {"help", no_argument, NULL, 'h'},
+	{NULL, 0, NULL, 0},
+};
+
+static int
+cmd_serve(struct options *o)
+{
+	struct dg_verifier *v = NULL;
+	char err[1024] = "";
+	struct sigaction sa;
+	int rv;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = on_signal;
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	if ((rv = dg_verifier_new(&o->cfg, &v, err, sizeof err)) != DG_OK) {
+		fprintf(stderr, "driftgate-verifier: %s\n", err[0] ? err : dg_strerror(rv));
+		return EXIT_ERROR;
+	}
+	rv = dg_server_run(v, o->cfg.listen_url, &stop_requested);
+	dg_verifier_free(v);
+	return rv == DG_OK ? EXIT_OK : EXIT_ERROR;
+}
+
+static uint8_t *
+read_file(const char *path, size_t *len)
+{
+	FILE *f = fopen(path, "re");
+	uint8_t *buf = NULL;
+	size_t cap = 0;
+	*len = 0;
+	if (f == NULL)
+		return NULL;
+	for (;;) {
+		if (*len == cap) {
+			size_t ncap = cap ? cap * 2 : 1 << 20;
+			uint8_t *nb = ncap > (size_t)1 << 32 ? NULL : realloc(buf, ncap);
+			if (nb == NULL) {
+				free(buf);
+				buf = NULL;
+				break;
+			}
+			buf = nb;
+			cap = ncap;
+		}
+		size_t n = fread(buf + *len, 1, cap - *len, f);
+		*len += n;
+		if (n == 0) {
+			if (ferror(f)) {
+				free(buf);
+				buf = NULL;
+			}
+			break;
+		}
+	}
+	fclose(f);
+	return buf;
+}
+
+static int
+cmd_replay(struct options *o, const char *path)
+{
+	struct dg_log_reader r;
+	struct dg_log_entry e;
+	struct dg_replay state;
+	size_t len;
+	int rv, code = EXIT_BAD_INPUT;
+	uint8_t *buf = read_file(path, &len);
+	if (buf == NULL) {
+		fprintf(stderr, "driftgate-verifier: %s: %s\n", path, strerror(errno ? errno : EIO));
+		return EXIT_ERROR;
+	}
+	enum dg_log_format fmt = o->format >= 0 ? (enum dg_log_format)o->format
+	                                        : dg_log_detect_format(buf, len);
+	dg_replay_init(&state);
+	if ((rv = dg_log_reader_init(&r, buf, len, fmt)) != DG_OK) {
+		fprintf(stderr, "driftgate-verifier: %s: %s\n", path, dg_strerror(rv));
+		code = EXIT_ERROR;
+		goto out_state;
+	}
+	while ((rv = dg_log_next(&r, &e)) == DG_OK)
+		if ((rv = dg_replay_extend(&state, &e)) != DG_OK)
+			break;
+	if (rv != DG_ERR_NOTFOUND) {
+		fprintf(stderr, "driftgate-verifier: %s: entry %llu at byte offset %zu: %s\n", path,
+		        (unsigned long long)r.index, r.off, dg_strerror(rv));
+		goto out;
+	}
+	for (unsigned pcr = 0; pcr < DG_LOG_MAX_PCR; pcr++) {
+		if (!(state.used & (1u << pcr)))
+			continue;
+		printf("pcr%u sha1 ", pcr);
+		for (int i = 0; i < DG_SHA1_LEN; i++)
+			printf("%02x", state.sha1[pcr][i]);
+		printf("\npcr%u sha256 ", pcr);
+		for (int i = 0; i < DG_SHA256_LEN; i++)
+			printf("%02x", state.sha256[pcr][i]);
+		printf("\n");
+	}
+	code = fflush(stdout) == 0 ? EXIT_OK : EXIT_ERROR;
+out:
+	dg_log_reader_fini(&r);
+out_state:
+	dg_replay_fini(&state);
+	free(buf);
+	return code;
+}
+
+static int
+cmd_baseline(struct options *o, char **roots, int n_roots)
+{
+	if (o->name == NULL || o->n_agents == 0 || n_roots == 0) {
+		fprintf(stderr, "driftgate-verifier: baseline needs --name, --agent and a PATH\n");
+		return EXIT_USAGE;
+	}
+	struct dg_baseline_spec spec = {
+		.name = o->name,
+		.agents = o->agents, .n_agents = o->n_agents,
+		.secrets = o->secrets, .n_secrets = o->n_secrets,
+		.excludes = o->excludes, .n_excludes = o->n_excludes,
+		.roots = (const char *const *)roots, .n_roots = (size_t)n_roots,
+	};
+	return dg_baseline_generate(&spec, stdout) == DG_OK ? EXIT_OK : EXIT_ERROR;
+}
+
+static int
+run(struct options *o, int argc, char **argv)
+{
+	char err[512];
+	const char *config = NULL;
+	int c, rv;
+	if (argc < 2 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
+		usage(argc < 2 ? stderr : stdout);
+		return argc < 2 ? EXIT_USAGE : EXIT_OK;
+	}
+	const char *cmd = argv[1];
+	for (int i = 2; i + 1 < argc; i++)
+		if (strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0)
+			config = argv[i + 1];
+	if (config != NULL && (rv = dg_conf_load(config, set_option, o, err, sizeof err)) != DG_OK) {
+		fprintf(stderr, "driftgate-verifier: %s: %s\n", config, err);
+		return EXIT_USAGE;
+	}
+	optind = 2;
+	while ((c = getopt_long(argc, argv, "c:l:P:S:a:f:N:A:s:x:h", long_options, NULL)) != -1) {
+		const struct option *lo = NULL;
+		if (c == 'h') {
+			usage(stdout);
+			return EXIT_OK;
+		}
+		if (c == 'c')
+			continue;
+		if (c == '?')
+			return EXIT_USAGE;
+		for (const struct option *p = long_options; p->name; p++)
+			if (p->val == c)
+				lo = p;
+		if (lo == NULL || set_option(lo->name, optarg, o) != DG_OK) {
+			fprintf(stderr, "driftgate-verifier: invalid value for --%s: '%s'\n",
+			        lo ? lo->name : "?", optarg);
+			return EXIT_USAGE;
+		}
+	}
+	int nargs = argc - optind;
+	if (strcmp(cmd, "serve") == 0 && nargs == 0)
+		return cmd_serve(o);
+	if (strcmp(cmd, "replay") == 0 && nargs == 1)
+		return cmd_replay(o, argv[optind]);
+	if (strcmp(cmd, "baseline") == 0)
+		return cmd_baseline(o, argv + optind, nargs);
+	fprintf(stderr, "driftgate-verifier: unknown command or wrong arguments: '%s' "
+	                "(try --help)\n", cmd);
+	return EXIT_USAGE;
+}
+
+int
+main(int argc, char **argv)
+{
+	static struct options o;
+	dg_verifier_config_defaults(&o.cfg);
+	o.format = -1;
+	int code = run(&o, argc, argv);
+	for (size_t i = 0; i < o.n_owned; i++)
+		free(o.owned[i]);
+	return code;
+}

@@ -1,0 +1,118 @@
+#include "registry.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+
+#include "driftgate/err.h"
+
+/* Open addressing on the agent id; records never move once created. */
+struct dg_registry {
+	struct dg_agent_rec **slots;
+	size_t cap, count;
+};
+
+static uint64_t
+hash_id(const char *s)
+{
+	uint64_t h = 1469598103934665603ull; /* FNV-1a */
+	for (; *s; s++)
+		h = (h ^ (uint8_t)*s) * 1099511628211ull;
+	return h;
+}
+
+int
+dg_registry_new(struct dg_registry **out)
+{
+	struct dg_registry *r = calloc(1, sizeof *r);
+	if (r == NULL)
+		return DG_ERR_NOMEM;
+	r->cap = 256;
+	if ((r->slots = calloc(r->cap, sizeof *r->slots)) == NULL) {
+		free(r);
+		return DG_ERR_NOMEM;
+	}
+	*out = r;
+	return DG_OK;
+}
+
+void
+dg_registry_free(struct dg_registry *r)
+{
+	if (r == NULL)
+		return;
+	for (size_t i = 0; i < r->cap; i++) {
+		struct dg_agent_rec *a = r->slots[i];
+		if (a == NULL)
+			continue;
+		EVP_PKEY_free(a->ak);
+		dg_replay_fini(&a->replay);
+		OPENSSL_cleanse(a, sizeof *a);
+		free(a);
+	}
+	free(r->slots);
+	free(r);
+}
+
+static size_t
+slot_of(const struct dg_registry *r, const char *id)
+{
+	size_t i = (size_t)hash_id(id) & (r->cap - 1);
+	while (r->slots[i] != NULL && strcmp(r->slots[i]->id, id) != 0)
+		i = (i + 1) & (r->cap - 1);
+	return i;
+}
+
+struct dg_agent_rec *
+dg_registry_find(struct dg_registry *r, const char *id)
+{
+	return r->slots[slot_of(r, id)];
+}
+
+static int
+grow(struct dg_registry *r)
+{
+	size_t old_cap = r->cap;
+	struct dg_agent_rec **old = r->slots;
+	r->cap *= 2;
+	if ((r->slots = calloc(r->cap, sizeof *r->slots)) == NULL) {
+		r->slots = old;
+		r->cap = old_cap;
+		return DG_ERR_NOMEM;
+	}
+	for (size_t i = 0; i < old_cap; i++)
+		if (old[i] != NULL)
+			r->slots[slot_of(r, old[i]->id)] = old[i];
+	free(old);
+	return DG_OK;
+}
+
+int
+dg_registry_add(struct dg_registry *r, const char *id, struct dg_agent_rec **out)
+{
+	int rv;
+	if (strlen(id) > DG_WIRE_MAX_AGENT_ID)
+		return DG_ERR_INVAL;
+	if (dg_registry_find(r, id) != NULL)
+		return DG_ERR_EXISTS;
+	if (r->count >= DG_REGISTRY_MAX_AGENTS)
+		return DG_ERR_TOOBIG;
+	if (2 * (r->count + 1) > r->cap && (rv = grow(r)) != DG_OK)
+		return rv;
+	struct dg_agent_rec *a = calloc(1, sizeof *a);
+	if (a == NULL)
+		return DG_ERR_NOMEM;
+	memcpy(a->id, id, strlen(id) + 1);
+	dg_replay_init(&a->replay);
+	r->slots[slot_of(r, id)] = a;
+	r->count++;
+	*out = a;
+	return DG_OK;
+}
+
+size_t
+dg_registry_count(const struct dg_registry *r)
+{
+	return r->count;
+}

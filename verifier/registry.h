@@ -1,0 +1,55 @@
+/*
+ * The verifier's view of each enrolled agent: identity (EK, AK), the nonce
+ * it was last given, its incremental replay position, its last clockInfo and
+ * the drift it has shown. Held in memory in this version; one interface so a
+ * durable store can sit behind it.
+ */
+#ifndef DRIFTGATE_VERIFIER_REGISTRY_H
+#define DRIFTGATE_VERIFIER_REGISTRY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <openssl/evp.h>
+
+#include "driftgate/log.h"
+#include "driftgate/quote.h"
+#include "driftgate/tpmkey.h"
+#include "driftgate/verdict.h"
+#include "driftgate/wire.h"
+
+#define DG_REGISTRY_MAX_AGENTS 100000
+
+struct dg_agent_rec {
+	char id[DG_WIRE_MAX_AGENT_ID + 1];
+	uint8_t ek_pub[DG_TPMKEY_MAX_PUBLIC], ak_pub[DG_TPMKEY_MAX_PUBLIC];
+	size_t ek_pub_len, ak_pub_len;
+	uint8_t ak_name[DG_TPMKEY_MAX_NAME];
+	size_t ak_name_len;
+	EVP_PKEY *ak;
+	uint32_t pcr;
+	bool activated;                /* proved EK and AK live in one TPM */
+	bool challenge_live;
+	uint8_t credential[32];        /* expected answer to the live challenge */
+	bool nonce_live;
+	uint8_t nonce[DG_QUOTE_NONCE_LEN];
+	uint64_t nonce_expiry_ms;
+	struct dg_replay replay;       /* PCR values after the accepted entries */
+	bool have_clock;
+	struct dg_quote_clock clock;
+	size_t n_drift;                /* sticky until the agent's next boot */
+	struct dg_reason drift[DG_VERDICT_MAX_REASONS];
+};
+
+struct dg_registry;
+
+int dg_registry_new(struct dg_registry **out);
+void dg_registry_free(struct dg_registry *r);
+/* NULL if unknown. */
+struct dg_agent_rec *dg_registry_find(struct dg_registry *r, const char *id);
+/* A new zeroed record for id; DG_ERR_EXISTS if present, DG_ERR_TOOBIG if full. */
+int dg_registry_add(struct dg_registry *r, const char *id, struct dg_agent_rec **out);
+size_t dg_registry_count(const struct dg_registry *r);
+
+#endif

@@ -1,0 +1,56 @@
+#include "server.h"
+
+#include <stdio.h>
+
+#include <nng/nng.h>
+#include <nng/protocol/reqrep0/rep.h>
+
+#include "driftgate/err.h"
+#include "driftgate/transport.h"
+
+int
+dg_server_run(struct dg_verifier *v, const char *url, volatile sig_atomic_t *stop)
+{
+	nng_socket s;
+	struct dg_msg req, reply;
+	int rv;
+
+	if ((rv = nng_rep0_open(&s)) != 0)
+		return dg_transport_err(rv);
+	if ((rv = nng_socket_set_size(s, NNG_OPT_RECVMAXSZ, DG_WIRE_MAX_MSG)) != 0 ||
+	    (rv = nng_socket_set_ms(s, NNG_OPT_RECVTIMEO, 500)) != 0 ||
+	    (rv = nng_socket_set_ms(s, NNG_OPT_SENDTIMEO, 5000)) != 0 ||
+	    (rv = nng_listen(s, url, NULL, 0)) != 0) {
+		fprintf(stderr, "driftgate-verifier: listen %s: %s\n", url, nng_strerror(rv));
+		nng_close(s);
+		return dg_transport_err(rv);
+	}
+	fprintf(stderr, "driftgate-verifier: listening on %s\n", url);
+	while (!*stop) {
+		rv = dg_transport_recv(s, &req);
+		if (rv == DG_ERR_TIMEOUT)
+			continue;
+		if (rv == DG_ERR_NET) {
+			if (!*stop)
+				fprintf(stderr, "driftgate-verifier: receive failed\n");
+			continue;
+		}
+		if (rv != DG_OK) {
+			/* Undecodable: answer so the peer is not left waiting; keep nothing. */
+			fprintf(stderr, "driftgate-verifier: rejected a request: %s\n", dg_strerror(rv));
+			dg_msg_init(&reply);
+			reply.type = DG_MSG_ERROR;
+			reply.code = (uint32_t)rv;
+			snprintf(reply.message, sizeof reply.message, "malformed request: %s",
+			         dg_strerror(rv));
+		} else {
+			dg_verifier_handle(v, &req, &reply);
+		}
+		if ((rv = dg_transport_send(s, &reply)) != DG_OK)
+			fprintf(stderr, "driftgate-verifier: reply failed: %s\n", dg_strerror(rv));
+		dg_msg_clear(&req);
+		dg_msg_clear(&reply);
+	}
+	nng_close(s);
+	return DG_OK;
+}

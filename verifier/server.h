@@ -1,0 +1,13 @@
+/* The verifier's listener: nng rep0, one decoded request at a time. */
+#ifndef DRIFTGATE_VERIFIER_SERVER_H
+#define DRIFTGATE_VERIFIER_SERVER_H
+
+#include <signal.h>
+
+#include "attest.h"
+
+/* Listen on url and serve until *stop is set. Malformed requests get an
+ * ERROR reply and change nothing. */
+int dg_server_run(struct dg_verifier *v, const char *url, volatile sig_atomic_t *stop);
+
+#endif
