@@ -74,7 +74,7 @@ record_write(struct dg_audit *a, json_object *o)
 {
 	size_t len;
 	int rv = DG_ERR_IO;
-	const char *s = json_object_to_json_string_length(o, JSON_C_TO_STRING_PLAIN, &len);
+	const char *s = json_object_to_json_string_length(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
 	char *line = s ? malloc(len + 1) : NULL;
 	if (line == NULL) {
 		rv = DG_ERR_NOMEM;

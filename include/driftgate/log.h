@@ -66,6 +66,7 @@ struct dg_log_reader {
 	enum dg_log_format format;
 	uint8_t *scratch;        /* ascii only: rebuilt template data, owned */
 	size_t scratch_cap;
+	void *hash_ctx;          /* private: prefetched sha1 for the hash check */
 };
 
 /* Guess the format from the first bytes: ascii if it starts with a decimal

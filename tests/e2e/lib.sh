@@ -54,3 +54,56 @@ dg_swtpm_start() {
 	done
 	dg_fail "swtpm did not start (see $dir/swtpm.log)"
 }
+
+# dg_verifier_start: start a verifier on a free port with policies in
+# $DG_WORK/policies and secrets in $DG_WORK/secrets; sets VERIFIER_URL.
+dg_verifier_start() {
+	local port
+	port=$(dg_free_port) || dg_fail "no free port"
+	VERIFIER_URL="tcp://127.0.0.1:$port"
+	"$DG_VERIFIER" serve --listen "$VERIFIER_URL" --policies "$DG_WORK/policies" \
+		--secrets "$DG_WORK/secrets" --audit-log "$DG_WORK/audit.jsonl" "$@" \
+		>>"$DG_WORK/verifier.log" 2>&1 &
+	VERIFIER_PID=$!
+	DG_PIDS+=("$VERIFIER_PID")
+	for _ in $(seq 1 100); do
+		ss -Htln "sport = :$port" | grep -q . && return 0
+		kill -0 "$VERIFIER_PID" 2>/dev/null || break
+		sleep 0.05
+	done
+	cat "$DG_WORK/verifier.log" >&2
+	dg_fail "verifier did not start"
+}
+
+# dg_agent_start ID [agent options...]: run an agent against $VERIFIER_URL and
+# $TCTI with state in $DG_WORK/agent-ID; sets AGENT_CTL (its control URL).
+dg_agent_start() {
+	local id=$1; shift
+	AGENT_CTL="ipc://$DG_WORK/agent-$id.sock"
+	"$DG_AGENT" run --agent-id "$id" --tcti "$TCTI" --verifier "$VERIFIER_URL" \
+		--control "$AGENT_CTL" --state-dir "$DG_WORK/agent-$id" "$@" \
+		>>"$DG_WORK/agent-$id.log" 2>&1 &
+	AGENT_PID=$!
+	DG_PIDS+=("$AGENT_PID")
+}
+
+# dg_agent_ctl VERB [ARGS]: talk to the agent started last.
+dg_agent_ctl() {
+	"$DG_AGENT" "$1" --control "$AGENT_CTL" "${@:2}"
+}
+
+# dg_wait_verdict WORD: wait (up to 60 s) until the agent's last verdict is WORD.
+dg_wait_verdict() {
+	local out
+	for _ in $(seq 1 600); do
+		out=$(dg_agent_ctl status 2>/dev/null) && case "$out" in
+			*"last verdict $1"*) return 0 ;;
+		esac
+		kill -0 "$AGENT_PID" 2>/dev/null || break
+		sleep 0.1
+	done
+	echo "last status: $out" >&2
+	tail -20 "$DG_WORK"/agent-*.log >&2
+	tail -20 "$DG_WORK/verifier.log" >&2
+	dg_fail "agent never reached verdict '$1'"
+}

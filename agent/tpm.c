@@ -1,0 +1,529 @@
+/*
+ * The agent's TPM access over tpm2-tss ESAPI. Keys live at persistent handles;
+ * every transient object and session created here is flushed before returning,
+ * because TPMs without a resource manager (swtpm) have only a few slots.
+ */
+#include "tpm.h"
+
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <tss2/tss2_esys.h>
+#include <tss2/tss2_mu.h>
+#include <tss2/tss2_rc.h>
+#include <tss2/tss2_tctildr.h>
+
+#include "driftgate/err.h"
+
+#define DEFAULT_TCTI "device:/dev/tpmrm0"
+#define PUBLIC_CAP 1024 /* tpm.h: caller buffers for publics hold at least this */
+#define PCR_COUNT 24    /* PC Client TPMs implement PCRs 0-23 */
+
+struct dg_tpm {
+	TSS2_TCTI_CONTEXT *tcti;
+	ESYS_CONTEXT *esys;
+	ESYS_TR ek; /* ESYS_TR_NONE until dg_tpm_keys succeeds */
+	ESYS_TR ak;
+};
+
+/* TCG EK Credential Profile, default RSA-2048 EK template (low range). */
+static const TPM2B_PUBLIC ek_template = {
+	.publicArea = {
+		.type = TPM2_ALG_RSA,
+		.nameAlg = TPM2_ALG_SHA256,
+		.objectAttributes = TPMA_OBJECT_FIXEDTPM | TPMA_OBJECT_FIXEDPARENT |
+			TPMA_OBJECT_SENSITIVEDATAORIGIN | TPMA_OBJECT_ADMINWITHPOLICY |
+			TPMA_OBJECT_RESTRICTED | TPMA_OBJECT_DECRYPT,
+		/* PolicySecret(TPM_RH_ENDORSEMENT) */
+		.authPolicy = {
+			.size = 32,
+			.buffer = {
+				0x83, 0x71, 0x97, 0x67, 0x44, 0x84, 0xb3, 0xf8,
+				0x1a, 0x90, 0xcc, 0x8d, 0x46, 0xa5, 0xd7, 0x24,
+				0xfd, 0x52, 0xd7, 0x6e, 0x06, 0x52, 0x0b, 0x64,
+				0xf2, 0xa1, 0xda, 0x1b, 0x33, 0x14, 0x69, 0xaa,
+			},
+		},
+		.parameters.rsaDetail = {
+			.symmetric = {
+				.algorithm = TPM2_ALG_AES,
+				.keyBits.aes = 128,
+				.mode.aes = TPM2_ALG_CFB,
+			},
+			.scheme.scheme = TPM2_ALG_NULL,
+			.keyBits = 2048,
+		},
+		.unique.rsa.size = 256,
+	},
+};
+
+/* The AK tpm2_createak makes with -G rsa -g sha256 -s rsassa. */
+static const TPM2B_PUBLIC ak_template = {
+	.publicArea = {
+		.type = TPM2_ALG_RSA,
+		.nameAlg = TPM2_ALG_SHA256,
+		.objectAttributes = TPMA_OBJECT_RESTRICTED | TPMA_OBJECT_SIGN_ENCRYPT |
+			TPMA_OBJECT_FIXEDTPM | TPMA_OBJECT_FIXEDPARENT |
+			TPMA_OBJECT_SENSITIVEDATAORIGIN | TPMA_OBJECT_USERWITHAUTH,
+		.parameters.rsaDetail = {
+			.symmetric.algorithm = TPM2_ALG_NULL,
+			.scheme = {
+				.scheme = TPM2_ALG_RSASSA,
+				.details.rsassa.hashAlg = TPM2_ALG_SHA256,
+			},
+			.keyBits = 2048,
+		},
+	},
+};
+
+static int
+tss_fail(const char *fn, TSS2_RC rc)
+{
+	fprintf(stderr, "driftgate-agent: %s: %s\n", fn, Tss2_RC_Decode(rc));
+	return DG_ERR_TPM;
+}
+
+static int
+unmarshal_fail(TSS2_RC rc)
+{
+	switch (rc) {
+	case TSS2_MU_RC_INSUFFICIENT_BUFFER:
+		return DG_ERR_TRUNCATED;
+	case TSS2_MU_RC_BAD_SIZE:
+		return DG_ERR_TOOBIG;
+	default:
+		return DG_ERR_FORMAT;
+	}
+}
+
+static int
+marshal_fail(TSS2_RC rc)
+{
+	return rc == TSS2_MU_RC_INSUFFICIENT_BUFFER ? DG_ERR_TOOBIG : DG_ERR_FORMAT;
+}
+
+static void
+flush(struct dg_tpm *t, ESYS_TR *handle)
+{
+	if (*handle == ESYS_TR_NONE)
+		return;
+	TSS2_RC rc = Esys_FlushContext(t->esys, *handle);
+	if (rc != TSS2_RC_SUCCESS)
+		tss_fail("Esys_FlushContext", rc);
+	*handle = ESYS_TR_NONE;
+}
+
+static TPML_PCR_SELECTION
+sha256_selection(uint32_t pcr)
+{
+	TPML_PCR_SELECTION sel = {
+		.count = 1,
+		.pcrSelections[0] = {
+			.hash = TPM2_ALG_SHA256,
+			.sizeofSelect = PCR_COUNT / 8,
+		},
+	};
+	sel.pcrSelections[0].pcrSelect[pcr / 8] = (BYTE)(1u << (pcr % 8));
+	return sel;
+}
+
+int
+dg_tpm_open(const char *tcti, struct dg_tpm **out)
+{
+	struct dg_tpm *t;
+	TSS2_RC rc;
+	int err;
+
+	if (out == NULL)
+		return DG_ERR_INVAL;
+	if (tcti == NULL || tcti[0] == '\0')
+		tcti = DEFAULT_TCTI;
+	t = calloc(1, sizeof *t);
+	if (t == NULL)
+		return DG_ERR_NOMEM;
+	t->ek = ESYS_TR_NONE;
+	t->ak = ESYS_TR_NONE;
+	rc = Tss2_TctiLdr_Initialize(tcti, &t->tcti);
+	if (rc != TSS2_RC_SUCCESS) {
+		fprintf(stderr, "driftgate-agent: Tss2_TctiLdr_Initialize(\"%s\"): %s\n", tcti,
+		        Tss2_RC_Decode(rc));
+		err = DG_ERR_TPM;
+		goto out;
+	}
+	rc = Esys_Initialize(&t->esys, t->tcti, NULL);
+	if (rc != TSS2_RC_SUCCESS) {
+		err = tss_fail("Esys_Initialize", rc);
+		goto out;
+	}
+	*out = t;
+	t = NULL;
+	err = DG_OK;
+out:
+	dg_tpm_close(t);
+	return err;
+}
+
+void
+dg_tpm_close(struct dg_tpm *t)
+{
+	if (t == NULL)
+		return;
+	/* Finalize releases the ESYS_TR metadata of the persistent keys too. */
+	Esys_Finalize(&t->esys);
+	Tss2_TctiLdr_Finalize(&t->tcti);
+	free(t);
+}
+
+static int
+persistent_exists(struct dg_tpm *t, TPM2_HANDLE handle, bool *exists)
+{
+	TPMS_CAPABILITY_DATA *cap = NULL;
+	TSS2_RC rc = Esys_GetCapability(t->esys, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE,
+	                                TPM2_CAP_HANDLES, handle, 1, NULL, &cap);
+	if (rc != TSS2_RC_SUCCESS)
+		return tss_fail("Esys_GetCapability", rc);
+	/* The TPM lists handles from `handle` upwards: the first is ours or a later one. */
+	*exists = cap->data.handles.count > 0 && cap->data.handles.handle[0] == handle;
+	Esys_Free(cap);
+	return DG_OK;
+}
+
+/* EvictControl a loaded transient object to handle, then flush the transient. */
+static int
+persist(struct dg_tpm *t, ESYS_TR *transient, TPM2_HANDLE handle, ESYS_TR *out)
+{
+	TSS2_RC rc = Esys_EvictControl(t->esys, ESYS_TR_RH_OWNER, *transient, ESYS_TR_PASSWORD,
+	                               ESYS_TR_NONE, ESYS_TR_NONE, handle, out);
+	flush(t, transient);
+	if (rc != TSS2_RC_SUCCESS)
+		return tss_fail("Esys_EvictControl", rc);
+	return DG_OK;
+}
+
+static int
+create_ek(struct dg_tpm *t, TPM2_HANDLE handle, ESYS_TR *out)
+{
+	const TPM2B_SENSITIVE_CREATE no_auth = { 0 };
+	const TPM2B_DATA no_outside_info = { 0 };
+	const TPML_PCR_SELECTION no_pcrs = { 0 };
+	ESYS_TR transient = ESYS_TR_NONE;
+
+	TSS2_RC rc = Esys_CreatePrimary(t->esys, ESYS_TR_RH_ENDORSEMENT, ESYS_TR_PASSWORD,
+	                                ESYS_TR_NONE, ESYS_TR_NONE, &no_auth, &ek_template,
+	                                &no_outside_info, &no_pcrs, &transient,
+	                                NULL, NULL, NULL, NULL);
+	if (rc != TSS2_RC_SUCCESS)
+		return tss_fail("Esys_CreatePrimary", rc);
+	return persist(t, &transient, handle, out);
+}
+
+/* A policy session satisfying the EK's authPolicy, PolicySecret(endorsement). */
+static int
+ek_policy_session(struct dg_tpm *t, ESYS_TR *session)
+{
+	const TPMT_SYM_DEF no_symmetric = { .algorithm = TPM2_ALG_NULL };
+	TSS2_RC rc;
+
+	rc = Esys_StartAuthSession(t->esys, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE,
+	                           ESYS_TR_NONE, NULL, TPM2_SE_POLICY, &no_symmetric,
+	                           TPM2_ALG_SHA256, session);
+	if (rc != TSS2_RC_SUCCESS)
+		return tss_fail("Esys_StartAuthSession", rc);
+	rc = Esys_PolicySecret(t->esys, ESYS_TR_RH_ENDORSEMENT, *session, ESYS_TR_PASSWORD,
+	                       ESYS_TR_NONE, ESYS_TR_NONE, NULL, NULL, NULL, 0, NULL, NULL);
+	if (rc != TSS2_RC_SUCCESS) {
+		flush(t, session);
+		return tss_fail("Esys_PolicySecret", rc);
+	}
+	return DG_OK;
+}
+
+/* Create and load the AK under the EK; each use of the EK needs a fresh policy. */
+static int
+create_ak(struct dg_tpm *t, ESYS_TR ek, TPM2_HANDLE handle, ESYS_TR *out)
+{
+	const TPM2B_SENSITIVE_CREATE no_auth = { 0 };
+	const TPM2B_DATA no_outside_info = { 0 };
+	const TPML_PCR_SELECTION no_pcrs = { 0 };
+	ESYS_TR session = ESYS_TR_NONE;
+	ESYS_TR transient = ESYS_TR_NONE;
+	TPM2B_PRIVATE *private = NULL;
+	TPM2B_PUBLIC *public = NULL;
+	TSS2_RC rc;
+	int err;
+
+	err = ek_policy_session(t, &session);
+	if (err != DG_OK)
+		goto out;
+	rc = Esys_Create(t->esys, ek, session, ESYS_TR_NONE, ESYS_TR_NONE, &no_auth, &ak_template,
+	                 &no_outside_info, &no_pcrs, &private, &public, NULL, NULL, NULL);
+	flush(t, &session);
+	if (rc != TSS2_RC_SUCCESS) {
+		err = tss_fail("Esys_Create", rc);
+		goto out;
+	}
+	err = ek_policy_session(t, &session);
+	if (err != DG_OK)
+		goto out;
+	rc = Esys_Load(t->esys, ek, session, ESYS_TR_NONE, ESYS_TR_NONE, private, public,
+	               &transient);
+	flush(t, &session);
+	if (rc != TSS2_RC_SUCCESS) {
+		err = tss_fail("Esys_Load", rc);
+		goto out;
+	}
+	err = persist(t, &transient, handle, out);
+out:
+	Esys_Free(private);
+	Esys_Free(public);
+	return err;
+}
+
+static int
+marshal_public(struct dg_tpm *t, ESYS_TR key, uint8_t *buf, size_t *len)
+{
+	TPM2B_PUBLIC *public = NULL;
+	size_t offset = 0;
+	TSS2_RC rc;
+	int err;
+
+	rc = Esys_ReadPublic(t->esys, key, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &public,
+	                     NULL, NULL);
+	if (rc != TSS2_RC_SUCCESS) {
+		err = tss_fail("Esys_ReadPublic", rc);
+		goto out;
+	}
+	rc = Tss2_MU_TPM2B_PUBLIC_Marshal(public, buf, PUBLIC_CAP, &offset);
+	if (rc != TSS2_RC_SUCCESS) {
+		err = marshal_fail(rc);
+		goto out;
+	}
+	*len = offset;
+	err = DG_OK;
+out:
+	Esys_Free(public);
+	return err;
+}
+
+static int
+load_persistent(struct dg_tpm *t, TPM2_HANDLE handle, ESYS_TR *out)
+{
+	TSS2_RC rc = Esys_TR_FromTPMPublic(t->esys, handle, ESYS_TR_NONE, ESYS_TR_NONE,
+	                                   ESYS_TR_NONE, out);
+	if (rc != TSS2_RC_SUCCESS)
+		return tss_fail("Esys_TR_FromTPMPublic", rc);
+	return DG_OK;
+}
+
+/* Drops ESYS's metadata for a handle; the TPM object itself stays. */
+static void
+close_tr(struct dg_tpm *t, ESYS_TR *handle)
+{
+	if (*handle != ESYS_TR_NONE)
+		Esys_TR_Close(t->esys, handle);
+}
+
+static bool
+is_persistent(uint32_t handle)
+{
+	/* Not TPM2_PERSISTENT_FIRST/LAST: those macros shift a signed int into the sign bit. */
+	return handle >> TPM2_HR_SHIFT == TPM2_HT_PERSISTENT;
+}
+
+int
+dg_tpm_keys(struct dg_tpm *t, uint32_t ek_handle, uint32_t ak_handle,
+            uint8_t *ek_pub, size_t *ek_pub_len,
+            uint8_t *ak_pub, size_t *ak_pub_len)
+{
+	ESYS_TR ek = ESYS_TR_NONE;
+	ESYS_TR ak = ESYS_TR_NONE;
+	bool exists;
+	int err;
+
+	if (t == NULL || ek_pub == NULL || ek_pub_len == NULL || ak_pub == NULL ||
+	    ak_pub_len == NULL || !is_persistent(ek_handle) || !is_persistent(ak_handle) ||
+	    ek_handle == ak_handle)
+		return DG_ERR_INVAL;
+	err = persistent_exists(t, ek_handle, &exists);
+	if (err != DG_OK)
+		goto out;
+	err = exists ? load_persistent(t, ek_handle, &ek) : create_ek(t, ek_handle, &ek);
+	if (err != DG_OK)
+		goto out;
+	err = persistent_exists(t, ak_handle, &exists);
+	if (err != DG_OK)
+		goto out;
+	err = exists ? load_persistent(t, ak_handle, &ak) : create_ak(t, ek, ak_handle, &ak);
+	if (err != DG_OK)
+		goto out;
+	err = marshal_public(t, ek, ek_pub, ek_pub_len);
+	if (err != DG_OK)
+		goto out;
+	err = marshal_public(t, ak, ak_pub, ak_pub_len);
+	if (err != DG_OK)
+		goto out;
+	close_tr(t, &t->ek);
+	close_tr(t, &t->ak);
+	t->ek = ek;
+	t->ak = ak;
+	ek = ESYS_TR_NONE;
+	ak = ESYS_TR_NONE;
+out:
+	close_tr(t, &ek);
+	close_tr(t, &ak);
+	return err;
+}
+
+int
+dg_tpm_activate(struct dg_tpm *t, const uint8_t *id_object, size_t id_object_len,
+                const uint8_t *enc_secret, size_t enc_secret_len,
+                uint8_t *credential, size_t cap, size_t *credential_len)
+{
+	TPM2B_ID_OBJECT blob = { 0 };
+	TPM2B_ENCRYPTED_SECRET secret = { 0 };
+	TPM2B_DIGEST *cert_info = NULL;
+	ESYS_TR session = ESYS_TR_NONE;
+	size_t offset = 0;
+	TSS2_RC rc;
+	int err;
+
+	if (t == NULL || id_object == NULL || enc_secret == NULL || credential == NULL ||
+	    credential_len == NULL)
+		return DG_ERR_INVAL;
+	if (t->ek == ESYS_TR_NONE || t->ak == ESYS_TR_NONE)
+		return DG_ERR_STATE;
+	rc = Tss2_MU_TPM2B_ID_OBJECT_Unmarshal(id_object, id_object_len, &offset, &blob);
+	if (rc != TSS2_RC_SUCCESS)
+		return unmarshal_fail(rc);
+	if (offset != id_object_len)
+		return DG_ERR_TRAILING;
+	offset = 0;
+	rc = Tss2_MU_TPM2B_ENCRYPTED_SECRET_Unmarshal(enc_secret, enc_secret_len, &offset,
+	                                              &secret);
+	if (rc != TSS2_RC_SUCCESS)
+		return unmarshal_fail(rc);
+	if (offset != enc_secret_len)
+		return DG_ERR_TRAILING;
+
+	err = ek_policy_session(t, &session);
+	if (err != DG_OK)
+		goto out;
+	rc = Esys_ActivateCredential(t->esys, t->ak, t->ek, ESYS_TR_PASSWORD, session,
+	                             ESYS_TR_NONE, &blob, &secret, &cert_info);
+	if (rc != TSS2_RC_SUCCESS) {
+		err = tss_fail("Esys_ActivateCredential", rc);
+		goto out;
+	}
+	if (cert_info->size > cap) {
+		err = DG_ERR_TOOBIG;
+		goto out;
+	}
+	memcpy(credential, cert_info->buffer, cert_info->size);
+	*credential_len = cert_info->size;
+	err = DG_OK;
+out:
+	flush(t, &session);
+	if (cert_info != NULL)
+		explicit_bzero(cert_info, sizeof *cert_info);
+	Esys_Free(cert_info);
+	return err;
+}
+
+int
+dg_tpm_extend(struct dg_tpm *t, uint32_t pcr, const uint8_t digest[32])
+{
+	TPML_DIGEST_VALUES values = {
+		.count = 1,
+		.digests[0].hashAlg = TPM2_ALG_SHA256,
+	};
+
+	if (t == NULL || digest == NULL || pcr >= PCR_COUNT)
+		return DG_ERR_INVAL;
+	memcpy(values.digests[0].digest.sha256, digest, TPM2_SHA256_DIGEST_SIZE);
+	TSS2_RC rc = Esys_PCR_Extend(t->esys, ESYS_TR_PCR0 + pcr, ESYS_TR_PASSWORD, ESYS_TR_NONE,
+	                             ESYS_TR_NONE, &values);
+	if (rc != TSS2_RC_SUCCESS)
+		return tss_fail("Esys_PCR_Extend", rc);
+	return DG_OK;
+}
+
+int
+dg_tpm_pcr_read(struct dg_tpm *t, uint32_t pcr, uint8_t out[32])
+{
+	TPML_PCR_SELECTION sel;
+	TPML_DIGEST *values = NULL;
+	TSS2_RC rc;
+	int err;
+
+	if (t == NULL || out == NULL || pcr >= PCR_COUNT)
+		return DG_ERR_INVAL;
+	sel = sha256_selection(pcr);
+	rc = Esys_PCR_Read(t->esys, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &sel, NULL, NULL,
+	                   &values);
+	if (rc != TSS2_RC_SUCCESS) {
+		err = tss_fail("Esys_PCR_Read", rc);
+		goto out;
+	}
+	/* An unallocated sha256 bank or an absent PCR comes back as an empty list. */
+	if (values->count != 1 || values->digests[0].size != TPM2_SHA256_DIGEST_SIZE) {
+		err = DG_ERR_UNSUPPORTED;
+		goto out;
+	}
+	memcpy(out, values->digests[0].buffer, TPM2_SHA256_DIGEST_SIZE);
+	err = DG_OK;
+out:
+	Esys_Free(values);
+	return err;
+}
+
+int
+dg_tpm_quote(struct dg_tpm *t, uint32_t pcr, const uint8_t *qualifying, size_t qlen,
+             uint8_t *attest, size_t attest_cap, size_t *attest_len,
+             uint8_t *sig, size_t sig_cap, size_t *sig_len)
+{
+	const TPMT_SIG_SCHEME key_scheme = { .scheme = TPM2_ALG_NULL };
+	TPM2B_DATA extra = { 0 };
+	TPML_PCR_SELECTION sel;
+	TPM2B_ATTEST *quoted = NULL;
+	TPMT_SIGNATURE *signature = NULL;
+	size_t offset = 0;
+	TSS2_RC rc;
+	int err;
+
+	if (t == NULL || (qualifying == NULL && qlen > 0) || attest == NULL ||
+	    attest_len == NULL || sig == NULL || sig_len == NULL || pcr >= PCR_COUNT)
+		return DG_ERR_INVAL;
+	if (t->ak == ESYS_TR_NONE)
+		return DG_ERR_STATE;
+	if (qlen > sizeof extra.buffer)
+		return DG_ERR_TOOBIG;
+	if (qlen > 0)
+		memcpy(extra.buffer, qualifying, qlen);
+	extra.size = (UINT16)qlen;
+	sel = sha256_selection(pcr);
+	rc = Esys_Quote(t->esys, t->ak, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, &extra,
+	                &key_scheme, &sel, &quoted, &signature);
+	if (rc != TSS2_RC_SUCCESS) {
+		err = tss_fail("Esys_Quote", rc);
+		goto out;
+	}
+	if (quoted->size > attest_cap) {
+		err = DG_ERR_TOOBIG;
+		goto out;
+	}
+	rc = Tss2_MU_TPMT_SIGNATURE_Marshal(signature, sig, sig_cap, &offset);
+	if (rc != TSS2_RC_SUCCESS) {
+		err = marshal_fail(rc);
+		goto out;
+	}
+	memcpy(attest, quoted->attestationData, quoted->size);
+	*attest_len = quoted->size;
+	*sig_len = offset;
+	err = DG_OK;
+out:
+	Esys_Free(quoted);
+	Esys_Free(signature);
+	return err;
+}

@@ -1,0 +1,740 @@
+/*
+ * Baselines: parsing and appraisal.
+ *
+ * Allowed (path, digest) pairs live in a flat record array. The first record
+ * of a path owns the path string and sits in an open-addressing hash table
+ * (linear probing, load at most 1/2); further approved digests of the same
+ * path are chained from it by index. Appraisal is one hash lookup plus a walk
+ * over that path's few digests.
+ */
+#include "driftgate/policy.h"
+
+#include <ctype.h>
+#include <fnmatch.h>
+#include <regex.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "driftgate/err.h"
+
+#define HEADER_KEYWORD "driftgate-baseline"
+#define HEADER_VERSION "1"
+#define DIGEST_PREFIX "sha256:"
+#define MIN_SLOTS 64
+/* How much of an offending token an error message quotes. */
+#define ERR_QUOTE_MAX 40
+
+struct allow {
+	char *path;       /* NUL-terminated; NULL in records chained for extra digests */
+	size_t path_len;
+	uint64_t hash;
+	uint8_t digest[DG_SHA256_LEN];
+	size_t next;      /* 1 + index of another approved digest of this path, 0 = none */
+};
+
+struct dg_policy {
+	char name[DG_POLICY_MAX_NAME + 1];
+	char **agents;
+	size_t n_agents;
+	char **secrets;
+	size_t n_secrets;
+	regex_t *excludes;
+	size_t n_excludes;
+	struct allow *allows;
+	size_t n_allows, cap_allows;
+	size_t *slots; /* 1 + index of a path's first record, 0 = empty */
+	size_t n_slots;
+	size_t n_paths;
+};
+
+/* ---- small helpers ---- */
+
+static uint64_t
+path_hash(const char *s, size_t len)
+{
+	/* FNV-1a: keys come from the reviewed baseline, not from the agent. */
+	uint64_t h = 0xcbf29ce484222325ull;
+	for (size_t i = 0; i < len; i++) {
+		h ^= (unsigned char)s[i];
+		h *= 0x100000001b3ull;
+	}
+	return h;
+}
+
+static bool
+is_blank(char c)
+{
+	return c == ' ' || c == '\t' || c == '\r' || c == '\v' || c == '\f';
+}
+
+static bool
+name_valid(const char *s, size_t len)
+{
+	if (len == 0 || len > DG_POLICY_MAX_NAME)
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (!(isalnum(c) || c == '.' || c == '_' || c == '-'))
+			return false;
+	}
+	return true;
+}
+
+static int
+hex_value(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+static void
+set_err(char *err, size_t err_cap, size_t line, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+static void
+set_err(char *err, size_t err_cap, size_t line, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	if (err == NULL || err_cap == 0)
+		return;
+	n = snprintf(err, err_cap, "line %zu: ", line);
+	if (n < 0 || (size_t)n >= err_cap)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(err + n, err_cap - (size_t)n, fmt, ap);
+	va_end(ap);
+	/* Messages quote baseline text: keep them one printable line. */
+	for (char *p = err; *p != '\0'; p++) {
+		if ((unsigned char)*p < 0x20 || (unsigned char)*p >= 0x7f)
+			*p = '?';
+	}
+}
+
+/* ---- allow table ---- */
+
+static size_t
+slot_find(const struct dg_policy *p, const char *path, size_t len, uint64_t hash)
+{
+	size_t mask = p->n_slots - 1;
+	for (size_t i = (size_t)hash & mask;; i = (i + 1) & mask) {
+		size_t idx = p->slots[i];
+		if (idx == 0)
+			return i;
+		const struct allow *a = &p->allows[idx - 1];
+		if (a->hash == hash && a->path_len == len && memcmp(a->path, path, len) == 0)
+			return i;
+	}
+}
+
+static int
+slots_grow(struct dg_policy *p)
+{
+	size_t n = p->n_slots == 0 ? MIN_SLOTS : p->n_slots * 2;
+	size_t *old = p->slots, old_n = p->n_slots;
+	size_t *slots = calloc(n, sizeof *slots);
+
+	if (slots == NULL)
+		return DG_ERR_NOMEM;
+	p->slots = slots;
+	p->n_slots = n;
+	for (size_t i = 0; i < old_n; i++) {
+		if (old[i] != 0) {
+			const struct allow *a = &p->allows[old[i] - 1];
+			slots[slot_find(p, a->path, a->path_len, a->hash)] = old[i];
+		}
+	}
+	free(old);
+	return DG_OK;
+}
+
+static int
+allows_reserve(struct dg_policy *p)
+{
+	if (p->n_allows < p->cap_allows)
+		return DG_OK;
+	size_t cap = p->cap_allows == 0 ? 256 : p->cap_allows * 2;
+	struct allow *a = realloc(p->allows, cap * sizeof *a);
+	if (a == NULL)
+		return DG_ERR_NOMEM;
+	p->allows = a;
+	p->cap_allows = cap;
+	return DG_OK;
+}
+
+/* Add one (path, digest); path is taken over on success. Exact repeats are
+ * folded into the existing record. */
+static int
+allow_add(struct dg_policy *p, char **path, size_t len, const uint8_t digest[DG_SHA256_LEN])
+{
+	uint64_t hash = path_hash(*path, len);
+	size_t slot, head;
+	struct allow *a;
+	int rc;
+
+	if ((p->n_paths + 1) * 2 > p->n_slots && (rc = slots_grow(p)) != DG_OK)
+		return rc;
+	if ((rc = allows_reserve(p)) != DG_OK)
+		return rc;
+	slot = slot_find(p, *path, len, hash);
+	head = p->slots[slot];
+	for (size_t i = head; i != 0; i = p->allows[i - 1].next) {
+		if (memcmp(p->allows[i - 1].digest, digest, DG_SHA256_LEN) == 0) {
+			free(*path);
+			*path = NULL;
+			return DG_OK;
+		}
+	}
+	a = &p->allows[p->n_allows];
+	memset(a, 0, sizeof *a);
+	memcpy(a->digest, digest, DG_SHA256_LEN);
+	a->hash = hash;
+	a->path_len = len;
+	if (head == 0) {
+		a->path = *path;
+		p->slots[slot] = p->n_allows + 1;
+		p->n_paths++;
+	} else {
+		free(*path);
+		a->next = p->allows[head - 1].next;
+		p->allows[head - 1].next = p->n_allows + 1;
+	}
+	*path = NULL;
+	p->n_allows++;
+	return DG_OK;
+}
+
+/* ---- line parsing ---- */
+
+struct parse_ctx {
+	struct dg_policy *p;
+	size_t line;
+	bool have_header;
+	char *err;
+	size_t err_cap;
+};
+
+static int
+fail(struct parse_ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static int
+fail(struct parse_ctx *c, const char *fmt, ...)
+{
+	char msg[256];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	set_err(c->err, c->err_cap, c->line, "%s", msg);
+	return DG_ERR_FORMAT;
+}
+
+/* Decode an allow path: \\ and \xHH escapes; the result has no NUL. */
+static int
+unescape_path(struct parse_ctx *c, const char *s, size_t len, char **out, size_t *out_len)
+{
+	char *buf = malloc(len + 1);
+	size_t n = 0;
+	int rc = DG_OK;
+
+	if (buf == NULL)
+		return DG_ERR_NOMEM;
+	for (size_t i = 0; i < len; i++) {
+		if (s[i] != '\\') {
+			buf[n++] = s[i];
+			continue;
+		}
+		if (i + 1 < len && s[i + 1] == '\\') {
+			buf[n++] = '\\';
+			i++;
+			continue;
+		}
+		int hi = i + 3 < len && s[i + 1] == 'x' ? hex_value(s[i + 2]) : -1;
+		int lo = hi >= 0 ? hex_value(s[i + 3]) : -1;
+		if (lo < 0) {
+			rc = fail(c, "bad escape at path offset %zu", i);
+			goto out;
+		}
+		if ((hi | lo) == 0) {
+			rc = fail(c, "NUL byte escaped in path");
+			goto out;
+		}
+		buf[n++] = (char)(hi << 4 | lo);
+		i += 3;
+	}
+	if (n == 0 || buf[0] != '/') {
+		rc = fail(c, "path is not absolute");
+		goto out;
+	}
+	if (n > DG_LOG_MAX_PATH) {
+		rc = fail(c, "path longer than %d bytes", DG_LOG_MAX_PATH);
+		goto out;
+	}
+	buf[n] = '\0';
+	*out = buf;
+	*out_len = n;
+	buf = NULL;
+out:
+	free(buf);
+	return rc;
+}
+
+static int
+parse_allow(struct parse_ctx *c, const char *arg, size_t len)
+{
+	const size_t prefix_len = strlen(DIGEST_PREFIX);
+	uint8_t digest[DG_SHA256_LEN];
+	char *path = NULL;
+	size_t path_len = 0, i;
+	int rc;
+
+	if (len < prefix_len || memcmp(arg, DIGEST_PREFIX, prefix_len) != 0) {
+		rc = fail(c, "allow needs 'sha256:<64 hex digits> <path>'");
+		goto out;
+	}
+	for (i = 0; i < 2 * DG_SHA256_LEN; i++) {
+		int v = prefix_len + i < len ? hex_value(arg[prefix_len + i]) : -1;
+		if (v < 0) {
+			rc = fail(c, "bad sha256 hex digest");
+			goto out;
+		}
+		if (i % 2 == 0)
+			digest[i / 2] = (uint8_t)(v << 4);
+		else
+			digest[i / 2] |= (uint8_t)v;
+	}
+	i += prefix_len;
+	if (i == len || !is_blank(arg[i])) {
+		rc = fail(c, i == len ? "allow has no path" : "bad sha256 hex digest");
+		goto out;
+	}
+	while (i < len && is_blank(arg[i]))
+		i++;
+	if ((rc = unescape_path(c, arg + i, len - i, &path, &path_len)) != DG_OK)
+		goto out;
+	rc = allow_add(c->p, &path, path_len, digest);
+out:
+	free(path);
+	return rc;
+}
+
+/*
+ * glibc's ERE treats an unmatched ')' as an ordinary character, so "/)|(.*)"
+ * compiles, and wrapped as "^(/)|(.*))$" its first branch would match every
+ * path starting with '/'. Only an expression whose parentheses balance (outside
+ * escapes and bracket expressions) can be wrapped safely. Called after the bare
+ * expression compiled, so brackets are known to be closed.
+ */
+static bool
+parens_balanced(const char *re)
+{
+	size_t depth = 0;
+
+	for (size_t i = 0; re[i] != '\0'; i++) {
+		if (re[i] == '\\') {
+			if (re[i + 1] != '\0')
+				i++;
+		} else if (re[i] == '[') {
+			i++;
+			if (re[i] == '^')
+				i++;
+			if (re[i] == ']')
+				i++; /* a leading ']' is a member */
+			while (re[i] != '\0' && re[i] != ']') {
+				/* [:class:], [=equiv=], [.coll.] hold their own ']' */
+				if (re[i] == '[' && re[i + 1] != '\0' && strchr(":=.", re[i + 1]) != NULL) {
+					char close = re[i + 1];
+					i += 2;
+					while (re[i] != '\0' && !(re[i] == close && re[i + 1] == ']'))
+						i++;
+					if (re[i] != '\0')
+						i++;
+				}
+				if (re[i] != '\0')
+					i++;
+			}
+			if (re[i] == '\0')
+				return false;
+		} else if (re[i] == '(') {
+			depth++;
+		} else if (re[i] == ')') {
+			if (depth == 0)
+				return false;
+			depth--;
+		}
+	}
+	return depth == 0;
+}
+
+static int
+parse_exclude(struct parse_ctx *c, const char *arg, size_t len)
+{
+	struct dg_policy *p = c->p;
+	char *re = NULL, *anchored = NULL;
+	regex_t probe;
+	int rc, rerr;
+
+	re = strndup(arg, len);
+	anchored = malloc(len + 5);
+	if (re == NULL || anchored == NULL) {
+		rc = DG_ERR_NOMEM;
+		goto out;
+	}
+	/* The bare expression must compile on its own before it is wrapped. */
+	rerr = regcomp(&probe, re, REG_EXTENDED | REG_NOSUB);
+	if (rerr == 0)
+		regfree(&probe);
+	else {
+		char why[128];
+		regerror(rerr, &probe, why, sizeof why);
+		rc = fail(c, "bad exclude regex: %s", why);
+		goto out;
+	}
+	if (!parens_balanced(re)) {
+		rc = fail(c, "bad exclude regex: unmatched ')'");
+		goto out;
+	}
+	snprintf(anchored, len + 5, "^(%s)$", re);
+	regex_t *grown = realloc(p->excludes, (p->n_excludes + 1) * sizeof *grown);
+	if (grown == NULL) {
+		rc = DG_ERR_NOMEM;
+		goto out;
+	}
+	p->excludes = grown;
+	if (regcomp(&p->excludes[p->n_excludes], anchored, REG_EXTENDED | REG_NOSUB) != 0) {
+		rc = fail(c, "bad exclude regex");
+		goto out;
+	}
+	p->n_excludes++;
+	rc = DG_OK;
+out:
+	free(anchored);
+	free(re);
+	return rc;
+}
+
+/* Append a copy of arg to a string list unless it is already there. */
+static int
+list_add(char ***list, size_t *n, const char *arg, size_t len)
+{
+	for (size_t i = 0; i < *n; i++) {
+		if (strlen((*list)[i]) == len && memcmp((*list)[i], arg, len) == 0)
+			return DG_OK;
+	}
+	char *copy = strndup(arg, len);
+	char **grown = copy != NULL ? realloc(*list, (*n + 1) * sizeof *grown) : NULL;
+	if (grown == NULL) {
+		free(copy);
+		return DG_ERR_NOMEM;
+	}
+	*list = grown;
+	(*list)[(*n)++] = copy;
+	return DG_OK;
+}
+
+static bool
+has_blank_or_control(const char *s, size_t len)
+{
+	for (size_t i = 0; i < len; i++) {
+		unsigned char ch = (unsigned char)s[i];
+		if (ch <= 0x20 || ch == 0x7f)
+			return true;
+	}
+	return false;
+}
+
+static int
+parse_line(struct parse_ctx *c, const char *s, size_t len)
+{
+	struct dg_policy *p = c->p;
+	size_t kw_len = 0, i;
+	const char *arg;
+	size_t arg_len;
+
+	while (len > 0 && is_blank(s[0])) {
+		s++;
+		len--;
+	}
+	while (len > 0 && is_blank(s[len - 1]))
+		len--;
+	if (len == 0 || s[0] == '#')
+		return DG_OK;
+	if (memchr(s, '\0', len) != NULL)
+		return fail(c, "NUL byte");
+	while (kw_len < len && !is_blank(s[kw_len]))
+		kw_len++;
+	for (i = kw_len; i < len && is_blank(s[i]); i++)
+		;
+	arg = s + i;
+	arg_len = len - i;
+
+#define KW_IS(word) (kw_len == strlen(word) && memcmp(s, word, kw_len) == 0)
+	if (!c->have_header) {
+		if (!KW_IS(HEADER_KEYWORD))
+			return fail(c, "missing '" HEADER_KEYWORD " " HEADER_VERSION "' header");
+		if (arg_len != strlen(HEADER_VERSION) || memcmp(arg, HEADER_VERSION, arg_len) != 0)
+			return fail(c, "unsupported baseline version '%.*s'",
+			            arg_len > ERR_QUOTE_MAX ? ERR_QUOTE_MAX : (int)arg_len, arg);
+		c->have_header = true;
+		return DG_OK;
+	}
+	if (KW_IS(HEADER_KEYWORD))
+		return fail(c, "repeated header");
+	if (KW_IS("allow"))
+		return parse_allow(c, arg, arg_len);
+	if (arg_len == 0 && (KW_IS("name") || KW_IS("agent") || KW_IS("exclude") ||
+	                     KW_IS("secret")))
+		return fail(c, "'%.*s' needs an argument", (int)kw_len, s);
+	if (KW_IS("name")) {
+		if (p->name[0] != '\0')
+			return fail(c, "duplicate name");
+		if (!name_valid(arg, arg_len))
+			return fail(c, "bad name (want [A-Za-z0-9._-]{1,%d})", DG_POLICY_MAX_NAME);
+		memcpy(p->name, arg, arg_len);
+		p->name[arg_len] = '\0';
+		return DG_OK;
+	}
+	if (KW_IS("agent")) {
+		if (has_blank_or_control(arg, arg_len))
+			return fail(c, "agent pattern has blanks or control characters");
+		return list_add(&p->agents, &p->n_agents, arg, arg_len);
+	}
+	if (KW_IS("secret")) {
+		if (!name_valid(arg, arg_len))
+			return fail(c, "bad secret name (want [A-Za-z0-9._-]{1,%d})",
+			            DG_POLICY_MAX_NAME);
+		return list_add(&p->secrets, &p->n_secrets, arg, arg_len);
+	}
+	if (KW_IS("exclude"))
+		return parse_exclude(c, arg, arg_len);
+#undef KW_IS
+	return fail(c, "unknown directive '%.*s'",
+	            kw_len > ERR_QUOTE_MAX ? ERR_QUOTE_MAX : (int)kw_len, s);
+}
+
+int
+dg_policy_parse(const char *text, size_t len, struct dg_policy **out,
+                char *err, size_t err_cap)
+{
+	struct parse_ctx c = {NULL, 0, false, err, err_cap};
+	size_t off = 0;
+	int rc;
+
+	if (err != NULL && err_cap > 0)
+		err[0] = '\0';
+	if (len > DG_POLICY_MAX_TEXT) {
+		set_err(err, err_cap, 0, "baseline larger than %u bytes", DG_POLICY_MAX_TEXT);
+		return DG_ERR_TOOBIG;
+	}
+	c.p = calloc(1, sizeof *c.p);
+	if (c.p == NULL) {
+		rc = DG_ERR_NOMEM;
+		goto out;
+	}
+	while (off < len) {
+		const char *nl = memchr(text + off, '\n', len - off);
+		size_t line_len = nl != NULL ? (size_t)(nl - (text + off)) : len - off;
+		c.line++;
+		if ((rc = parse_line(&c, text + off, line_len)) != DG_OK)
+			goto out;
+		off += line_len + (nl != NULL ? 1 : 0);
+	}
+	/* End-of-file problems are reported against the last line. */
+	if (!c.have_header) {
+		rc = fail(&c, "missing '" HEADER_KEYWORD " " HEADER_VERSION "' header");
+		goto out;
+	}
+	if (c.p->name[0] == '\0') {
+		rc = fail(&c, "missing 'name'");
+		goto out;
+	}
+	if (c.p->n_agents == 0) {
+		rc = fail(&c, "missing 'agent'");
+		goto out;
+	}
+	*out = c.p;
+	c.p = NULL;
+	rc = DG_OK;
+out:
+	if (rc == DG_ERR_NOMEM)
+		set_err(err, err_cap, c.line, "out of memory");
+	dg_policy_free(c.p);
+	return rc;
+}
+
+void
+dg_policy_free(struct dg_policy *p)
+{
+	if (p == NULL)
+		return;
+	for (size_t i = 0; i < p->n_agents; i++)
+		free(p->agents[i]);
+	free(p->agents);
+	for (size_t i = 0; i < p->n_secrets; i++)
+		free(p->secrets[i]);
+	free(p->secrets);
+	for (size_t i = 0; i < p->n_excludes; i++)
+		regfree(&p->excludes[i]);
+	free(p->excludes);
+	for (size_t i = 0; i < p->n_allows; i++)
+		free(p->allows[i].path);
+	free(p->allows);
+	free(p->slots);
+	free(p);
+}
+
+/* ---- queries ---- */
+
+const char *
+dg_policy_name(const struct dg_policy *p)
+{
+	return p->name;
+}
+
+bool
+dg_policy_applies(const struct dg_policy *p, const char *agent_id)
+{
+	for (size_t i = 0; i < p->n_agents; i++) {
+		if (fnmatch(p->agents[i], agent_id, 0) == 0)
+			return true;
+	}
+	return false;
+}
+
+size_t
+dg_policy_secret_count(const struct dg_policy *p)
+{
+	return p->n_secrets;
+}
+
+const char *
+dg_policy_secret(const struct dg_policy *p, size_t i)
+{
+	return i < p->n_secrets ? p->secrets[i] : NULL;
+}
+
+bool
+dg_policy_allows_secret(const struct dg_policy *p, const char *name)
+{
+	for (size_t i = 0; i < p->n_secrets; i++) {
+		if (strcmp(p->secrets[i], name) == 0)
+			return true;
+	}
+	return false;
+}
+
+size_t
+dg_policy_allow_count(const struct dg_policy *p)
+{
+	return p->n_allows;
+}
+
+static void
+hex_encode(const uint8_t *data, size_t len, char *out)
+{
+	static const char digits[] = "0123456789abcdef";
+	for (size_t i = 0; i < len; i++) {
+		out[2 * i] = digits[data[i] >> 4];
+		out[2 * i + 1] = digits[data[i] & 0xf];
+	}
+	out[2 * len] = '\0';
+}
+
+int
+dg_policy_appraise(const struct dg_policy *p, const struct dg_log_entry *e,
+                   struct dg_reason *why)
+{
+	char hex[2 * DG_LOG_MAX_DIGEST + 1];
+	const char *alg = e->hash_alg != NULL ? e->hash_alg : "";
+	const char *path = e->path != NULL ? e->path : "";
+	size_t path_len = e->path != NULL ? e->path_len : 0;
+	/* A path with an embedded NUL would look shorter to regexec. */
+	bool path_clean = memchr(path, '\0', path_len) == NULL;
+	int shown = path_len > DG_REASON_DETAIL_MAX ? DG_REASON_DETAIL_MAX : (int)path_len;
+
+	hex_encode(e->digest, e->digest_len <= DG_LOG_MAX_DIGEST ? e->digest_len : 0, hex);
+	if (path_clean) {
+		for (size_t i = 0; i < p->n_excludes; i++) {
+			if (regexec(&p->excludes[i], path, 0, NULL, 0) == 0)
+				return DG_OK;
+		}
+	}
+	if (e->violation) {
+		dg_reason_set(why, "violation", "IMA violation for %.*s", shown, path);
+		return DG_ERR_POLICY;
+	}
+	if (strcmp(alg, "sha256") != 0 || e->digest_len != DG_SHA256_LEN) {
+		dg_reason_set(why, "unsupported-hash", "%.*s measured with %.16s:%s", shown, path,
+		              alg, hex);
+		return DG_ERR_POLICY;
+	}
+	if (path_clean && p->n_slots > 0) {
+		size_t head = p->slots[slot_find(p, path, path_len, path_hash(path, path_len))];
+		if (head != 0) {
+			for (size_t i = head; i != 0; i = p->allows[i - 1].next) {
+				if (memcmp(p->allows[i - 1].digest, e->digest, DG_SHA256_LEN) == 0)
+					return DG_OK;
+			}
+			dg_reason_set(why, "hash-mismatch", "%.*s has sha256:%s, not an approved digest",
+			              shown, path, hex);
+			return DG_ERR_POLICY;
+		}
+	}
+	dg_reason_set(why, "unknown-file", "%.*s (sha256:%s) is not in the baseline", shown, path,
+	              hex);
+	return DG_ERR_POLICY;
+}
+
+/* ---- generator helper ---- */
+
+int
+dg_policy_format_allow(const char *path, const uint8_t digest[DG_SHA256_LEN],
+                       char *out, size_t cap, size_t *out_len)
+{
+	static const char digits[] = "0123456789abcdef";
+	size_t len = strlen(path), n = 0;
+	char hex[2 * DG_SHA256_LEN + 1];
+
+	*out_len = 0;
+	if (len == 0 || path[0] != '/')
+		return DG_ERR_INVAL;
+	if (len > DG_LOG_MAX_PATH)
+		return DG_ERR_TOOBIG;
+	hex_encode(digest, DG_SHA256_LEN, hex);
+	int head = snprintf(out, cap, "allow " DIGEST_PREFIX "%s ", hex);
+	if (head < 0 || (size_t)head >= cap)
+		return DG_ERR_TOOBIG;
+	n = (size_t)head;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char ch = (unsigned char)path[i];
+		/* A final space would be trimmed by the parser, so it is escaped too. */
+		bool escape = ch < 0x20 || ch >= 0x7f || (ch == ' ' && i + 1 == len);
+		size_t need = ch == '\\' ? 2 : escape ? 4 : 1;
+		if (cap - n < need + 2)
+			return DG_ERR_TOOBIG;
+		if (ch == '\\') {
+			out[n++] = '\\';
+			out[n++] = '\\';
+		} else if (escape) {
+			out[n++] = '\\';
+			out[n++] = 'x';
+			out[n++] = digits[ch >> 4];
+			out[n++] = digits[ch & 0xf];
+		} else {
+			out[n++] = (char)ch;
+		}
+	}
+	out[n++] = '\n';
+	out[n] = '\0';
+	*out_len = n;
+	return DG_OK;
+}

@@ -1,0 +1,268 @@
+/*
+ * TPM2 quote verification. In the verifier's hot path: the parsed structures
+ * live on the stack and the only allocations are OpenSSL's digest contexts.
+ */
+#include "driftgate/quote.h"
+
+#include <string.h>
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/rsa.h>
+#include <tss2/tss2_mu.h>
+#include <tss2/tss2_tpm2_types.h>
+
+#include "driftgate/err.h"
+
+#define QUALIFYING_CONTEXT "driftgate quote v1"
+#define SHA256_LEN 32
+#define P256_COORD_LEN 32
+/* SEQUENCE { INTEGER r, INTEGER s }, each with a possible 0x00 sign octet. */
+#define ECDSA_DER_MAX (2 + 2 * (2 + 1 + P256_COORD_LEN))
+
+int
+dg_quote_qualifying(const uint8_t nonce[DG_QUOTE_NONCE_LEN],
+                    const uint8_t bind_key[DG_QUOTE_BIND_KEY_LEN],
+                    uint8_t out[DG_QUOTE_QUALIFYING_LEN])
+{
+	EVP_MD_CTX *ctx = NULL;
+	unsigned int out_len = 0;
+	int err = DG_ERR_CRYPTO;
+
+	if (nonce == NULL || bind_key == NULL || out == NULL) {
+		err = DG_ERR_INVAL;
+		goto out;
+	}
+	if ((ctx = EVP_MD_CTX_new()) == NULL) {
+		err = DG_ERR_NOMEM;
+		goto out;
+	}
+	if (!EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) ||
+	    !EVP_DigestUpdate(ctx, QUALIFYING_CONTEXT, strlen(QUALIFYING_CONTEXT)) ||
+	    !EVP_DigestUpdate(ctx, nonce, DG_QUOTE_NONCE_LEN) ||
+	    !EVP_DigestUpdate(ctx, bind_key, DG_QUOTE_BIND_KEY_LEN) ||
+	    !EVP_DigestFinal_ex(ctx, out, &out_len) || out_len != DG_QUOTE_QUALIFYING_LEN)
+		goto out;
+	err = DG_OK;
+out:
+	EVP_MD_CTX_free(ctx);
+	return err;
+}
+
+static int
+mu_error(TSS2_RC rc)
+{
+	return rc == TSS2_MU_RC_INSUFFICIENT_BUFFER ? DG_ERR_TRUNCATED : DG_ERR_FORMAT;
+}
+
+/* Append a DER INTEGER holding the unsigned big-endian value v. */
+static size_t
+der_put_uint(uint8_t *out, const uint8_t *v, size_t len)
+{
+	size_t pos = 0;
+
+	while (len > 1 && v[0] == 0) {
+		v++;
+		len--;
+	}
+	out[pos++] = 0x02;
+	if (len == 0) {
+		out[pos++] = 1;
+		out[pos++] = 0;
+		return pos;
+	}
+	out[pos++] = (uint8_t)(len + (v[0] & 0x80 ? 1 : 0));
+	if (v[0] & 0x80)
+		out[pos++] = 0;
+	memcpy(out + pos, v, len);
+	return pos + len;
+}
+
+/* TPM ECDSA signatures carry raw r and s; OpenSSL verifies DER. */
+static int
+ecdsa_to_der(const TPMS_SIGNATURE_ECC *ecc, uint8_t der[ECDSA_DER_MAX], size_t *der_len)
+{
+	size_t body;
+
+	if (ecc->signatureR.size > P256_COORD_LEN || ecc->signatureS.size > P256_COORD_LEN)
+		return DG_ERR_SIGNATURE;
+	body = der_put_uint(der + 2, ecc->signatureR.buffer, ecc->signatureR.size);
+	body += der_put_uint(der + 2 + body, ecc->signatureS.buffer, ecc->signatureS.size);
+	der[0] = 0x30;
+	der[1] = (uint8_t)body; /* at most 70: the short length form suffices */
+	*der_len = 2 + body;
+	return DG_OK;
+}
+
+/*
+ * Check the signature over the attest bytes. The scheme must fit the key
+ * type and use SHA-256; anything else is a signature failure, never a warning.
+ */
+static int
+check_signature(EVP_PKEY *ak, const uint8_t *attest, size_t attest_len,
+                const TPMT_SIGNATURE *sig)
+{
+	uint8_t der[ECDSA_DER_MAX];
+	const uint8_t *sig_bytes;
+	size_t sig_len = 0;
+	EVP_MD_CTX *ctx = NULL;
+	EVP_PKEY_CTX *pctx = NULL;
+	int key_type = EVP_PKEY_get_base_id(ak);
+	int err = DG_ERR_SIGNATURE;
+
+	switch (sig->sigAlg) {
+	case TPM2_ALG_RSASSA:
+	case TPM2_ALG_RSAPSS:
+		/* rsassa and rsapss share one layout in TPMU_SIGNATURE. */
+		if (key_type != EVP_PKEY_RSA || sig->signature.rsassa.hash != TPM2_ALG_SHA256)
+			goto out;
+		sig_bytes = sig->signature.rsassa.sig.buffer;
+		sig_len = sig->signature.rsassa.sig.size;
+		break;
+	case TPM2_ALG_ECDSA:
+		if (key_type != EVP_PKEY_EC || sig->signature.ecdsa.hash != TPM2_ALG_SHA256)
+			goto out;
+		if ((err = ecdsa_to_der(&sig->signature.ecdsa, der, &sig_len)) != DG_OK)
+			goto out;
+		sig_bytes = der;
+		break;
+	default:
+		goto out;
+	}
+	if ((ctx = EVP_MD_CTX_new()) == NULL) {
+		err = DG_ERR_NOMEM;
+		goto out;
+	}
+	if (EVP_DigestVerifyInit(ctx, &pctx, EVP_sha256(), NULL, ak) <= 0) {
+		err = DG_ERR_CRYPTO;
+		goto out;
+	}
+	if (sig->sigAlg == TPM2_ALG_RSAPSS &&
+	    (EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PSS_PADDING) <= 0 ||
+	     /* TPMs use either the digest length or the maximum: accept both. */
+	     EVP_PKEY_CTX_set_rsa_pss_saltlen(pctx, RSA_PSS_SALTLEN_AUTO) <= 0)) {
+		err = DG_ERR_CRYPTO;
+		goto out;
+	}
+	err = EVP_DigestVerify(ctx, sig_bytes, sig_len, attest, attest_len) == 1 ? DG_OK
+	                                                                         : DG_ERR_SIGNATURE;
+out:
+	EVP_MD_CTX_free(ctx);
+	return err;
+}
+
+/* Exactly one bank, SHA-256, with only bit `pcr` set. */
+static int
+check_selection(const TPML_PCR_SELECTION *list, uint32_t pcr)
+{
+	const TPMS_PCR_SELECTION *sel = &list->pcrSelections[0];
+
+	if (list->count != 1 || sel->hash != TPM2_ALG_SHA256 ||
+	    sel->sizeofSelect > sizeof sel->pcrSelect || pcr / 8 >= sel->sizeofSelect)
+		return DG_ERR_PCR_SELECT;
+	for (uint32_t i = 0; i < sel->sizeofSelect; i++) {
+		uint8_t want = i == pcr / 8 ? (uint8_t)(1u << (pcr % 8)) : 0;
+		if (sel->pcrSelect[i] != want)
+			return DG_ERR_PCR_SELECT;
+	}
+	return DG_OK;
+}
+
+/*
+ * Everything up to and including the PCR selection, in order; fills *parsed
+ * and, once signature and extraData hold, *clock_out.
+ */
+static int
+check_signed(EVP_PKEY *ak, const uint8_t *attest, size_t attest_len, const uint8_t *sig,
+             size_t sig_len, const uint8_t *qualifying, size_t qualifying_len, uint32_t pcr,
+             TPMS_ATTEST *parsed, struct dg_quote_clock *clock_out)
+{
+	TPMT_SIGNATURE signature;
+	size_t offset = 0;
+	TSS2_RC rc;
+	int err;
+
+	if (ak == NULL || attest == NULL || sig == NULL ||
+	    (qualifying == NULL && qualifying_len != 0) || pcr >= TPM2_MAX_PCRS)
+		return DG_ERR_INVAL;
+	if (attest_len > DG_QUOTE_MAX_ATTEST || sig_len > DG_QUOTE_MAX_SIG)
+		return DG_ERR_TOOBIG;
+	if ((rc = Tss2_MU_TPMS_ATTEST_Unmarshal(attest, attest_len, &offset, parsed)) !=
+	    TSS2_RC_SUCCESS)
+		return mu_error(rc);
+	if (offset != attest_len)
+		return DG_ERR_TRAILING;
+	if (parsed->magic != TPM2_GENERATED_VALUE || parsed->type != TPM2_ST_ATTEST_QUOTE)
+		return DG_ERR_FORMAT;
+	offset = 0;
+	if ((rc = Tss2_MU_TPMT_SIGNATURE_Unmarshal(sig, sig_len, &offset, &signature)) !=
+	    TSS2_RC_SUCCESS)
+		return mu_error(rc);
+	if (offset != sig_len)
+		return DG_ERR_TRAILING;
+	if ((err = check_signature(ak, attest, attest_len, &signature)) != DG_OK)
+		return err;
+	if (parsed->extraData.size != qualifying_len ||
+	    CRYPTO_memcmp(parsed->extraData.buffer, qualifying, qualifying_len) != 0)
+		return DG_ERR_NONCE;
+	if (clock_out != NULL) {
+		clock_out->clock = parsed->clockInfo.clock;
+		clock_out->reset_count = parsed->clockInfo.resetCount;
+		clock_out->restart_count = parsed->clockInfo.restartCount;
+		clock_out->safe = parsed->clockInfo.safe;
+	}
+	return check_selection(&parsed->attested.quote.pcrSelect, pcr);
+}
+
+int
+dg_quote_check_signed(EVP_PKEY *ak, const uint8_t *attest, size_t attest_len,
+                      const uint8_t *sig, size_t sig_len, const uint8_t *qualifying,
+                      size_t qualifying_len, uint32_t pcr, struct dg_quote_clock *clock_out)
+{
+	TPMS_ATTEST parsed;
+
+	return check_signed(ak, attest, attest_len, sig, sig_len, qualifying, qualifying_len, pcr,
+	                    &parsed, clock_out);
+}
+
+/* A decrease within one boot (or of the boot counter itself) is a replay or rollback. */
+static int
+check_clock(const TPMS_CLOCK_INFO *now, const struct dg_quote_clock *last)
+{
+	if (last == NULL)
+		return DG_OK;
+	if (now->resetCount != last->reset_count)
+		return now->resetCount < last->reset_count ? DG_ERR_CLOCK : DG_OK;
+	if (now->restartCount != last->restart_count)
+		return now->restartCount < last->restart_count ? DG_ERR_CLOCK : DG_OK;
+	return now->clock < last->clock ? DG_ERR_CLOCK : DG_OK;
+}
+
+int
+dg_quote_verify(EVP_PKEY *ak, const uint8_t *attest, size_t attest_len, const uint8_t *sig,
+                size_t sig_len, const struct dg_quote_expect *expect,
+                struct dg_quote_clock *clock_out)
+{
+	TPMS_ATTEST parsed;
+	uint8_t digest[SHA256_LEN];
+	unsigned int digest_len = 0;
+	const TPM2B_DIGEST *quoted;
+	int err;
+
+	if (expect == NULL || expect->pcr_value == NULL)
+		return DG_ERR_INVAL;
+	err = check_signed(ak, attest, attest_len, sig, sig_len, expect->qualifying,
+	                   expect->qualifying_len, expect->pcr, &parsed, clock_out);
+	if (err != DG_OK)
+		return err;
+	if ((err = check_clock(&parsed.clockInfo, expect->last)) != DG_OK)
+		return err;
+	/* With one PCR selected, pcrDigest is the hash of that PCR's value alone. */
+	if (!EVP_Digest(expect->pcr_value, SHA256_LEN, digest, &digest_len, EVP_sha256(), NULL) ||
+	    digest_len != SHA256_LEN)
+		return DG_ERR_CRYPTO;
+	quoted = &parsed.attested.quote.pcrDigest;
+	if (quoted->size != SHA256_LEN || CRYPTO_memcmp(quoted->buffer, digest, SHA256_LEN) != 0)
+		return DG_ERR_PCR_DIGEST;
+	return DG_OK;
+}

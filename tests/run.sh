@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# The full test suite: a normal build and an ASan+UBSan build, each running the
+# Check suites and the end-to-end tests (real swtpm, agent, verifier, nng),
+# then every libFuzzer target for a bounded time. Ends with "N passed, N failed".
+set -u
+cd "$(dirname "$0")/.."
+root=$(pwd)
+fuzz_seconds=${DG_FUZZ_SECONDS:-30}
+passed=0
+failed=0
+
+count_meson() { # build dir: add its meson test results to the totals
+	local counts
+	counts=$(python3 "$root/tests/count_results.py" "$1/meson-logs/testlog.json") || counts="0 1"
+	passed=$((passed + ${counts% *}))
+	failed=$((failed + ${counts#* }))
+}
+
+run_build() { # name, meson options...
+	local dir="$root/build-$1"; shift
+	echo "### build $(basename "$dir") $*"
+	if ! { [ -d "$dir" ] || meson setup "$dir" "$@" >/dev/null; } || ! ninja -C "$dir" >/dev/null; then
+		echo "### build failed: $dir"
+		meson setup --reconfigure "$dir" "$@" >/dev/null 2>&1; ninja -C "$dir" 2>&1 | tail -30
+		failed=$((failed + 1))
+		return
+	fi
+	meson test -C "$dir" --print-errorlogs --num-processes 2 || true
+	count_meson "$dir"
+}
+
+export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
+
+run_build release -Dbuildtype=debugoptimized
+run_build asan -Dbuildtype=debug -Db_sanitize=address,undefined -Db_lundef=false
+
+if [ -f tests/fuzz/run.sh ]; then
+	echo "### fuzzing, ${fuzz_seconds}s per target"
+	if out=$(bash tests/fuzz/run.sh "$root/build-fuzz" "$fuzz_seconds"); then
+		echo "$out"
+		passed=$((passed + $(echo "$out" | grep -c '^fuzz .* ok')))
+		failed=$((failed + $(echo "$out" | grep -c '^fuzz .* FAILED')))
+	else
+		echo "$out"
+		failed=$((failed + 1))
+	fi
+fi
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
