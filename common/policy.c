@@ -23,6 +23,9 @@
 #define HEADER_VERSION "1"
 #define DIGEST_PREFIX "sha256:"
 #define MIN_SLOTS 64
+/* Exclude expressions: bounds that keep glibc's compiled form small. */
+#define EXCLUDE_MAX_LEN 1024
+#define EXCLUDE_MAX_DEPTH 8
 /* How much of an offending token an error message quotes. */
 #define ERR_QUOTE_MAX 40
 
@@ -279,6 +282,11 @@ unescape_path(struct parse_ctx *c, const char *s, size_t len, char **out, size_t
 		rc = fail(c, "path longer than %d bytes", DG_LOG_MAX_PATH);
 		goto out;
 	}
+	/* The kernel logs a path with its spaces turned into '_' (so ascii logs
+	 * stay splittable); baselines name real paths, so match the logged form. */
+	for (size_t i = 0; i < n; i++)
+		if (buf[i] == ' ')
+			buf[i] = '_';
 	buf[n] = '\0';
 	*out = buf;
 	*out_len = n;
@@ -328,18 +336,24 @@ out:
 }
 
 /*
- * glibc's ERE treats an unmatched ')' as an ordinary character, so "/)|(.*)"
- * compiles, and wrapped as "^(/)|(.*))$" its first branch would match every
- * path starting with '/'. Only an expression whose parentheses balance (outside
- * escapes and bracket expressions) can be wrapped safely. Called after the bare
- * expression compiled, so brackets are known to be closed.
+ * Shape rules for an exclude expression, checked before regcomp ever sees it.
+ * Returns what is wrong, or NULL.
+ *  - Parentheses must balance outside escapes and brackets: glibc's ERE takes
+ *    a stray ')' literally, and "/)|(.*)" wrapped as "^(/)|(.*))$" would match
+ *    every path starting with '/'.
+ *  - glibc compiles '+' and intervals by copying their operand, so stacked
+ *    repetitions ("a+++", undefined in POSIX anyway), intervals and deep
+ *    groups grow the compiled form exponentially: the first two are refused
+ *    and group depth is bounded.
  */
-static bool
-parens_balanced(const char *re)
+static const char *
+exclude_shape_problem(const char *re)
 {
 	size_t depth = 0;
+	bool after_repeat = false;
 
 	for (size_t i = 0; re[i] != '\0'; i++) {
+		bool repeat = false;
 		if (re[i] == '\\') {
 			if (re[i + 1] != '\0')
 				i++;
@@ -363,16 +377,24 @@ parens_balanced(const char *re)
 					i++;
 			}
 			if (re[i] == '\0')
-				return false;
+				return "unclosed '['";
 		} else if (re[i] == '(') {
-			depth++;
+			if (++depth > EXCLUDE_MAX_DEPTH)
+				return "groups nested too deeply";
 		} else if (re[i] == ')') {
 			if (depth == 0)
-				return false;
+				return "unmatched ')'";
 			depth--;
+		} else if (re[i] == '{') {
+			return "interval expressions are not supported";
+		} else if (re[i] == '+' || re[i] == '*' || re[i] == '?') {
+			if (after_repeat)
+				return "repetition of a repetition";
+			repeat = true;
 		}
+		after_repeat = repeat;
 	}
-	return depth == 0;
+	return depth == 0 ? NULL : "unmatched '('";
 }
 
 static int
@@ -380,27 +402,21 @@ parse_exclude(struct parse_ctx *c, const char *arg, size_t len)
 {
 	struct dg_policy *p = c->p;
 	char *re = NULL, *anchored = NULL;
-	regex_t probe;
+	const char *problem;
 	int rc, rerr;
 
+	if (len > EXCLUDE_MAX_LEN) {
+		rc = fail(c, "exclude regex longer than %d bytes", EXCLUDE_MAX_LEN);
+		goto out;
+	}
 	re = strndup(arg, len);
 	anchored = malloc(len + 5);
 	if (re == NULL || anchored == NULL) {
 		rc = DG_ERR_NOMEM;
 		goto out;
 	}
-	/* The bare expression must compile on its own before it is wrapped. */
-	rerr = regcomp(&probe, re, REG_EXTENDED | REG_NOSUB);
-	if (rerr == 0)
-		regfree(&probe);
-	else {
-		char why[128];
-		regerror(rerr, &probe, why, sizeof why);
-		rc = fail(c, "bad exclude regex: %s", why);
-		goto out;
-	}
-	if (!parens_balanced(re)) {
-		rc = fail(c, "bad exclude regex: unmatched ')'");
+	if ((problem = exclude_shape_problem(re)) != NULL) {
+		rc = fail(c, "bad exclude regex: %s", problem);
 		goto out;
 	}
 	snprintf(anchored, len + 5, "^(%s)$", re);
@@ -410,8 +426,11 @@ parse_exclude(struct parse_ctx *c, const char *arg, size_t len)
 		goto out;
 	}
 	p->excludes = grown;
-	if (regcomp(&p->excludes[p->n_excludes], anchored, REG_EXTENDED | REG_NOSUB) != 0) {
-		rc = fail(c, "bad exclude regex");
+	rerr = regcomp(&p->excludes[p->n_excludes], anchored, REG_EXTENDED | REG_NOSUB);
+	if (rerr != 0) {
+		char why[128];
+		regerror(rerr, &p->excludes[p->n_excludes], why, sizeof why);
+		rc = fail(c, "bad exclude regex: %s", why);
 		goto out;
 	}
 	p->n_excludes++;
