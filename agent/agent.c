@@ -298,7 +298,7 @@ take_secrets(struct dg_agent *a, const struct dg_msg *verdict, const uint8_t *no
 	int rv = DG_OK;
 	wipe_secrets(a);
 	for (size_t i = 0; i < verdict->n_sealed && rv == DG_OK; i++) {
-		const struct dg_sealed_secret *s = &verdict->sealed[i];
+		const struct dg_named_blob *s = &verdict->sealed[i];
 		struct held_secret *h = &a->secrets[i];
 		if ((rv = dg_release_aad(a->cfg.agent_id, s->name, nonce, aad, sizeof aad,
 		                         &aad_len)) != DG_OK)

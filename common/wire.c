@@ -41,6 +41,7 @@ enum field {
 	F_PASS,
 	F_REASONS,
 	F_SEALED,
+	F_MANIFESTS,
 	F_CODE,
 	F_MESSAGE,
 	F__COUNT
@@ -64,7 +65,7 @@ enum field_kind {
 	K_U64,
 	K_BOOL,
 	K_REASONS,
-	K_SEALED,
+	K_NAMED, /* list of [name, bytes] pairs: see named_specs */
 };
 
 struct field_spec {
@@ -91,10 +92,35 @@ static const struct field_spec field_specs[F__COUNT] = {
 	[F_WANT_SECRETS] = {"want_secrets", K_BOOL, offsetof(struct dg_msg, want_secrets), 0},
 	[F_PASS] = {"pass", K_BOOL, offsetof(struct dg_msg, pass), 0},
 	[F_REASONS] = {"reasons", K_REASONS, offsetof(struct dg_msg, reasons), 0},
-	[F_SEALED] = {"sealed", K_SEALED, offsetof(struct dg_msg, sealed), 0},
+	[F_SEALED] = {"sealed", K_NAMED, offsetof(struct dg_msg, sealed), 0},
+	[F_MANIFESTS] = {"manifests", K_NAMED, offsetof(struct dg_msg, manifests), 0},
 	[F_CODE] = {"code", K_U32, offsetof(struct dg_msg, code), 0},
 	[F_MESSAGE] = {"message", K_TEXT, offsetof(struct dg_msg, message), DG_WIRE_MAX_MESSAGE_TEXT},
 };
+
+/* Bounds of the [name, bytes] lists. */
+struct named_spec {
+	size_t count_offset; /* of the size_t count in struct dg_msg */
+	size_t max_count, max_name, max_blob;
+};
+
+static const struct named_spec *
+named_spec_of(enum field f)
+{
+	static const struct named_spec sealed = {offsetof(struct dg_msg, n_sealed),
+		DG_WIRE_MAX_SECRETS, DG_WIRE_MAX_SECRET_NAME, DG_WIRE_MAX_SEALED};
+	static const struct named_spec manifests = {offsetof(struct dg_msg, n_manifests),
+		DG_WIRE_MAX_MANIFESTS, DG_WIRE_MAX_BLOB_NAME, DG_WIRE_MAX_MANIFEST};
+	return f == F_SEALED ? &sealed : &manifests;
+}
+
+static struct dg_named_blob *
+named_list(const struct dg_msg *m, enum field f, size_t **count)
+{
+	const struct named_spec *ns = named_spec_of(f);
+	*count = (size_t *)(void *)((char *)m + ns->count_offset);
+	return (struct dg_named_blob *)(void *)((char *)m + field_specs[f].offset);
+}
 
 struct type_spec {
 	const char *name;
@@ -112,7 +138,7 @@ static const struct type_spec type_specs[] = {
 	[DG_MSG_NONCE] = {"NONCE", BIT(F_NONCE) | BIT(F_LOG_FROM) | BIT(F_PCR), 0},
 	[DG_MSG_ATTEST] = {"ATTEST",
 		BIT(F_AGENT_ID) | BIT(F_NONCE) | BIT(F_ATTEST) | BIT(F_SIGNATURE) |
-		BIT(F_BIND_KEY) | BIT(F_LOG_FROM) | BIT(F_LOG) | BIT(F_WANT_SECRETS), 0},
+		BIT(F_BIND_KEY) | BIT(F_LOG_FROM) | BIT(F_LOG) | BIT(F_WANT_SECRETS), BIT(F_MANIFESTS)},
 	[DG_MSG_VERDICT] = {"VERDICT", BIT(F_PASS) | BIT(F_REASONS), BIT(F_SEALED)},
 	[DG_MSG_ERROR] = {"ERROR", BIT(F_CODE) | BIT(F_MESSAGE), 0},
 };
@@ -160,6 +186,8 @@ dg_msg_clear(struct dg_msg *m)
 	}
 	for (size_t i = 0; i < DG_WIRE_MAX_SECRETS; i++)
 		bytes_clear(&m->sealed[i].blob);
+	for (size_t i = 0; i < DG_WIRE_MAX_MANIFESTS; i++)
+		bytes_clear(&m->manifests[i].blob);
 	OPENSSL_cleanse(m, sizeof *m);
 	dg_msg_init(m);
 }
@@ -251,20 +279,24 @@ check_field(const struct dg_msg *m, enum field f)
 				return DG_ERR_FORMAT;
 		}
 		return DG_OK;
-	case K_SEALED:
-		if (m->n_sealed > DG_WIRE_MAX_SECRETS)
+	case K_NAMED: {
+		const struct named_spec *ns = named_spec_of(f);
+		size_t *count;
+		const struct dg_named_blob *list = named_list(m, f, &count);
+		if (*count > ns->max_count)
 			return DG_ERR_TOOBIG;
-		for (size_t i = 0; i < m->n_sealed; i++) {
-			const struct dg_sealed_secret *s = &m->sealed[i];
+		for (size_t i = 0; i < *count; i++) {
+			const struct dg_named_blob *s = &list[i];
 			size_t name_len = strnlen(s->name, sizeof s->name);
-			if (!name_valid(s->name, name_len, DG_WIRE_MAX_SECRET_NAME))
+			if (!name_valid(s->name, name_len, ns->max_name))
 				return DG_ERR_FORMAT;
-			if (s->blob.len > DG_WIRE_MAX_SEALED)
+			if (s->blob.len > ns->max_blob)
 				return DG_ERR_TOOBIG;
 			if (s->blob.len > 0 && s->blob.data == NULL)
 				return DG_ERR_INVAL;
 		}
 		return DG_OK;
+	}
 	case K_U32:
 	case K_U64:
 	case K_BOOL:
@@ -273,13 +305,16 @@ check_field(const struct dg_msg *m, enum field f)
 	return DG_ERR_INVAL;
 }
 
-/* Fields the encoder emits: required ones, and sealed only with a pass. */
+/* Fields the encoder emits: required ones, sealed only with a pass, and
+ * manifests only when there are some. */
 static unsigned
 fields_to_emit(const struct dg_msg *m, const struct type_spec *ts)
 {
 	unsigned mask = ts->required;
 	if ((ts->optional & BIT(F_SEALED)) && m->pass && m->n_sealed > 0)
 		mask |= BIT(F_SEALED);
+	if ((ts->optional & BIT(F_MANIFESTS)) && m->n_manifests > 0)
+		mask |= BIT(F_MANIFESTS);
 	return mask;
 }
 
@@ -379,14 +414,17 @@ put_field(struct writer *w, const struct dg_msg *m, enum field f)
 			put_text(w, m->reasons[i].detail);
 		}
 		break;
-	case K_SEALED:
-		put_head(w, H_ARRAY, m->n_sealed);
-		for (size_t i = 0; i < m->n_sealed; i++) {
+	case K_NAMED: {
+		size_t *count;
+		const struct dg_named_blob *list = named_list(m, f, &count);
+		put_head(w, H_ARRAY, *count);
+		for (size_t i = 0; i < *count; i++) {
 			put_head(w, H_ARRAY, 2);
-			put_text(w, m->sealed[i].name);
-			put_bytes(w, m->sealed[i].blob.data, m->sealed[i].blob.len);
+			put_text(w, list[i].name);
+			put_bytes(w, list[i].blob.data, list[i].blob.len);
 		}
 		break;
+	}
 	}
 }
 
@@ -662,23 +700,26 @@ out:
 }
 
 static int
-read_sealed(struct reader *r, const struct cbor_callbacks *cb, struct dg_msg *m)
+read_named(struct reader *r, const struct cbor_callbacks *cb, struct dg_msg *m, enum field f)
 {
+	const struct named_spec *ns = named_spec_of(f);
+	size_t *count;
+	struct dg_named_blob *list = named_list(m, f, &count);
 	struct tok t;
 	size_t n;
 	int rc;
 
-	if ((rc = read_array(r, cb, DG_WIRE_MAX_SECRETS, &n)) != DG_OK)
+	if ((rc = read_array(r, cb, ns->max_count, &n)) != DG_OK)
 		goto out;
 	for (size_t i = 0; i < n; i++) {
-		struct dg_sealed_secret *s = &m->sealed[i];
+		struct dg_named_blob *s = &list[i];
 		if ((rc = read_pair_header(r, cb)) != DG_OK ||
 		    (rc = expect(r, cb, T_TEXT, &t)) != DG_OK ||
-		    (rc = copy_name(&t, DG_WIRE_MAX_SECRET_NAME, s->name)) != DG_OK ||
+		    (rc = copy_name(&t, ns->max_name, s->name)) != DG_OK ||
 		    (rc = expect(r, cb, T_BYTES, &t)) != DG_OK ||
-		    (rc = copy_bytes(&t, DG_WIRE_MAX_SEALED, &s->blob)) != DG_OK)
+		    (rc = copy_bytes(&t, ns->max_blob, &s->blob)) != DG_OK)
 			goto out;
-		m->n_sealed = i + 1;
+		*count = i + 1;
 	}
 out:
 	return rc;
@@ -730,8 +771,8 @@ read_value(struct reader *r, const struct cbor_callbacks *cb, struct dg_msg *m, 
 		return DG_OK;
 	case K_REASONS:
 		return read_reasons(r, cb, m);
-	case K_SEALED:
-		return read_sealed(r, cb, m);
+	case K_NAMED:
+		return read_named(r, cb, m, f);
 	}
 	return DG_ERR_FORMAT;
 }

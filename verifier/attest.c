@@ -296,7 +296,7 @@ release_secrets(struct dg_verifier *v, const struct dg_agent_rec *a, const struc
 			rv = dg_seal(req->bind_key.data, aad, aad_len, secret, secret_len, sealed,
 			             sizeof sealed, &sealed_len);
 		OPENSSL_cleanse(secret, sizeof secret);
-		struct dg_sealed_secret *s = &reply->sealed[reply->n_sealed];
+		struct dg_named_blob *s = &reply->sealed[reply->n_sealed];
 		if (rv == DG_OK)
 			rv = dg_bytes_set(&s->blob, sealed, sealed_len);
 		if (rv != DG_OK) {

@@ -13,7 +13,8 @@
  *   NONCE_REQ         agent_id
  *   NONCE             nonce, log_from, pcr
  *   ATTEST            agent_id, nonce, attest, signature, bind_key, log_from,
- *                     log, want_secrets
+ *                     log, want_secrets, manifests (optional: [container id,
+ *                     rootfs manifest] for the containers the new entries create)
  *   VERDICT           pass, reasons, sealed (optional, only when pass)
  *   ERROR             code, message
  */
@@ -34,6 +35,9 @@
 #define DG_WIRE_MAX_SECRET_NAME 64
 #define DG_WIRE_MAX_SEALED 8192              /* one sealed secret */
 #define DG_WIRE_MAX_SECRETS 16
+#define DG_WIRE_MAX_BLOB_NAME 128            /* container ids; secret names stay <= 64 */
+#define DG_WIRE_MAX_MANIFEST (8u * 1024 * 1024) /* one rootfs manifest */
+#define DG_WIRE_MAX_MANIFESTS 16
 #define DG_WIRE_MAX_MESSAGE_TEXT 256
 
 enum dg_msg_type {
@@ -53,9 +57,10 @@ struct dg_bytes {
 	size_t len;
 };
 
-struct dg_sealed_secret {
-	char name[DG_WIRE_MAX_SECRET_NAME + 1];
-	struct dg_bytes blob; /* dg_seal output */
+/* A named byte string: a sealed secret (dg_seal output) or a manifest. */
+struct dg_named_blob {
+	char name[DG_WIRE_MAX_BLOB_NAME + 1];
+	struct dg_bytes blob;
 };
 
 /* One flat struct for every message type; fields not used by a type are zero. */
@@ -74,7 +79,9 @@ struct dg_msg {
 	size_t n_reasons;
 	struct dg_reason reasons[DG_VERDICT_MAX_REASONS];
 	size_t n_sealed;
-	struct dg_sealed_secret sealed[DG_WIRE_MAX_SECRETS];
+	struct dg_named_blob sealed[DG_WIRE_MAX_SECRETS];
+	size_t n_manifests;
+	struct dg_named_blob manifests[DG_WIRE_MAX_MANIFESTS];
 	uint32_t code;                               /* ERROR: a dg_err */
 	char message[DG_WIRE_MAX_MESSAGE_TEXT + 1];  /* ERROR */
 };

@@ -209,6 +209,12 @@ fill_msg(struct dg_msg *m, enum dg_msg_type t)
 		fill_bytes(&m->log, DG_WIRE_MAX_LOG);
 		m->log_from = rng() >> (rng() % 64);
 		m->want_secrets = rng() & 1;
+		/* manifests kept small here; their bound has its own test */
+		m->n_manifests = rng_len(DG_WIRE_MAX_MANIFESTS);
+		for (size_t i = 0; i < m->n_manifests; i++) {
+			fill_text(m->manifests[i].name, 1, DG_WIRE_MAX_BLOB_NAME, name_chars);
+			fill_bytes(&m->manifests[i].blob, 4096);
+		}
 		break;
 	case DG_MSG_VERDICT:
 		m->pass = rng() & 1;
@@ -249,7 +255,8 @@ msg_eq(const struct dg_msg *a, const struct dg_msg *b)
 	    !bytes_eq(&a->bind_key, &b->bind_key) || !bytes_eq(&a->log, &b->log) ||
 	    a->log_from != b->log_from || a->pcr != b->pcr ||
 	    a->want_secrets != b->want_secrets || a->pass != b->pass ||
-	    a->n_reasons != b->n_reasons || a->n_sealed != b->n_sealed || a->code != b->code ||
+	    a->n_reasons != b->n_reasons || a->n_sealed != b->n_sealed ||
+	    a->n_manifests != b->n_manifests || a->code != b->code ||
 	    strcmp(a->message, b->message) != 0)
 		return false;
 	for (size_t i = 0; i < a->n_reasons; i++) {
@@ -260,6 +267,11 @@ msg_eq(const struct dg_msg *a, const struct dg_msg *b)
 	for (size_t i = 0; i < a->n_sealed; i++) {
 		if (strcmp(a->sealed[i].name, b->sealed[i].name) != 0 ||
 		    !bytes_eq(&a->sealed[i].blob, &b->sealed[i].blob))
+			return false;
+	}
+	for (size_t i = 0; i < a->n_manifests; i++) {
+		if (strcmp(a->manifests[i].name, b->manifests[i].name) != 0 ||
+		    !bytes_eq(&a->manifests[i].blob, &b->manifests[i].blob))
 			return false;
 	}
 	return true;
@@ -393,8 +405,8 @@ START_TEST(test_reject_keys)
 	cb_head(&c, 5, 1);
 	cb_head(&c, 2, 1), cb_byte(&c, 't'), cb_head(&c, 0, DG_MSG_ENROLL_DONE);
 	ck_assert_int_eq(decode_cb(&c), DG_ERR_FORMAT);
-	/* more pairs than the schema has keys */
-	cb_head(&c, 5, 21);
+	/* more pairs than the schema has keys (type + 20 fields) */
+	cb_head(&c, 5, 22);
 	ck_assert_int_eq(decode_cb(&c), DG_ERR_FORMAT);
 	/* sealed without pass */
 	cb_head(&c, 5, 4);
@@ -566,6 +578,38 @@ START_TEST(test_reject_bounds)
 	cb_text(&c, "sealed"), cb_head(&c, 4, 1);
 	cb_head(&c, 4, 2), cb_text(&c, "s"), cb_bytes(&c, DG_WIRE_MAX_SEALED + 1, 0);
 	ck_assert_int_eq(decode_cb(&c), DG_ERR_TOOBIG);
+	/* manifests: only on ATTEST */
+	cb_head(&c, 5, 2);
+	cb_text(&c, "t"), cb_head(&c, 0, DG_MSG_NONCE_REQ);
+	cb_text(&c, "manifests"), cb_head(&c, 4, 0);
+	ck_assert_int_eq(decode_cb(&c), DG_ERR_FORMAT);
+	{
+		/* a manifest over its bound is refused; a name at its bound passes */
+		struct dg_msg m;
+		uint8_t *out = NULL;
+		size_t out_len = 0;
+		dg_msg_init(&m);
+		m.type = DG_MSG_ATTEST;
+		strcpy(m.agent_id, "a");
+		m.n_manifests = 1;
+		strcpy(m.manifests[0].name, "c1");
+		ck_assert_int_eq(dg_wire_encode(&m, &out, &out_len), DG_OK);
+		struct dg_msg back;
+		ck_assert_int_eq(dg_wire_decode(out, out_len, &back), DG_OK);
+		ck_assert_uint_eq(back.n_manifests, 1);
+		ck_assert_str_eq(back.manifests[0].name, "c1");
+		dg_msg_clear(&back);
+		free(out);
+		m.manifests[0].blob.data = calloc(1, DG_WIRE_MAX_MANIFEST + 1);
+		m.manifests[0].blob.len = DG_WIRE_MAX_MANIFEST + 1;
+		ck_assert_int_eq(dg_wire_encode(&m, &out, &out_len), DG_ERR_TOOBIG);
+		m.manifests[0].blob.len = 1;
+		memset(m.manifests[0].name, 'x', DG_WIRE_MAX_BLOB_NAME);
+		m.manifests[0].name[DG_WIRE_MAX_BLOB_NAME] = '\0';
+		ck_assert_int_eq(dg_wire_encode(&m, &out, &out_len), DG_OK);
+		free(out);
+		dg_msg_clear(&m);
+	}
 
 	/* reason code longer than the struct holds */
 	cb_head(&c, 5, 3);
