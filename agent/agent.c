@@ -1,10 +1,13 @@
 #include "agent.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <nng/nng.h>
@@ -12,6 +15,10 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 
+#include "containers.h"
+#include "exec_watch.h"
+#include "driftgate/bundle.h"
+#include "driftgate/container.h"
 #include "driftgate/err.h"
 #include "driftgate/fsdigest.h"
 #include "driftgate/fswalk.h"
@@ -24,15 +31,27 @@
 #include "tpm.h"
 
 struct held_secret {
-	char name[DG_WIRE_MAX_SECRET_NAME + 1];
+	char name[DG_WIRE_MAX_BLOB_NAME + 1];
 	uint8_t value[DG_AGENT_MAX_SECRET];
 	size_t len;
 };
 
 struct dg_agent {
 	struct dg_agent_config cfg;
+	/* lock guards the TPM, the log, the containers, the verdict and the
+	 * secrets; it is never held across a network round trip, so an exec
+	 * waiting for its measurement never waits for the verifier. */
+	pthread_mutex_t lock;
+	/* round_lock serialises conversations with the verifier (one req socket). */
+	pthread_mutex_t round_lock;
+	pthread_cond_t wake; /* with lock: an attestation is wanted */
+	bool attest_wanted;
+	uint64_t next_heartbeat_ms; /* attester thread only */
 	struct dg_tpm *tpm;
 	struct dg_mlog *log;
+	struct dg_agent_containers *containers;
+	struct dg_exec_watch *watch;  /* NULL when exec watching is off */
+	struct dg_exec_cache *exec_cache; /* watcher thread only */
 	nng_socket verifier;
 	bool verifier_open;
 	uint8_t ek_pub[DG_WIRE_MAX_KEY], ak_pub[DG_WIRE_MAX_KEY];
@@ -59,6 +78,7 @@ dg_agent_config_defaults(struct dg_agent_config *cfg)
 	cfg->ak_handle = DG_TPM_AK_HANDLE_DEFAULT;
 	cfg->interval_s = 10;
 	cfg->timeout_ms = 10000;
+	cfg->exec_watch = true;
 }
 
 static void
@@ -127,6 +147,11 @@ dg_agent_start(const struct dg_agent_config *cfg, struct dg_agent **out)
 	if (a == NULL)
 		return rv;
 	a->cfg = *cfg;
+	pthread_mutex_init(&a->lock, NULL);
+	pthread_mutex_init(&a->round_lock, NULL);
+	pthread_cond_init(&a->wake, NULL);
+	if ((rv = dg_agent_containers_new(&a->containers)) != DG_OK)
+		goto out;
 	if (mkdir(cfg->state_dir, 0700) != 0 && errno != EEXIST) {
 		fprintf(stderr, LOG_PREFIX "%s: %s\n", cfg->state_dir, strerror(errno));
 		rv = DG_ERR_IO;
@@ -141,6 +166,21 @@ dg_agent_start(const struct dg_agent_config *cfg, struct dg_agent **out)
 	    (rv = dg_mlog_open(path, &a->log)) != DG_OK || (rv = agent_reconcile(a)) != DG_OK ||
 	    (rv = open_verifier(a)) != DG_OK)
 		goto out;
+	if (cfg->exec_watch) {
+		if ((rv = dg_exec_watch_open(&a->watch)) == DG_OK)
+			rv = dg_exec_cache_new(65536, &a->exec_cache);
+		if (rv != DG_OK) {
+			fprintf(stderr, LOG_PREFIX "exec watching (fanotify) unavailable: %s%s\n",
+			        dg_strerror(rv), cfg->enforce ? "" : "; containers' execs go unmeasured");
+			dg_exec_watch_close(a->watch);
+			a->watch = NULL;
+			if (cfg->enforce)
+				goto out; /* enforcing without seeing execs would be a lie */
+			rv = DG_OK;
+		} else {
+			dg_exec_watch_set_enforce(a->watch, cfg->enforce);
+		}
+	}
 out:
 	if (rv != DG_OK) {
 		dg_agent_stop(a);
@@ -160,6 +200,12 @@ dg_agent_stop(struct dg_agent *a)
 		nng_close(a->verifier);
 	dg_mlog_close(a->log);
 	dg_tpm_close(a->tpm);
+	dg_agent_containers_free(a->containers);
+	dg_exec_watch_close(a->watch);
+	dg_exec_cache_free(a->exec_cache);
+	pthread_cond_destroy(&a->wake);
+	pthread_mutex_destroy(&a->round_lock);
+	pthread_mutex_destroy(&a->lock);
 	free(a);
 }
 
@@ -228,24 +274,17 @@ out:
 	return rv;
 }
 
-/* Append-then-extend: the entry is durable before the PCR moves, and the PCR
- * moves before the caller lets the measured event proceed. */
+/* Append-then-extend, under the lock: the entry is durable before the PCR
+ * moves, and the PCR moves before the caller lets the measured event proceed.
+ * *index receives the entry's position in the log. */
 static int
-measure_file(struct dg_agent *a, const char *path)
+log_and_extend(struct dg_agent *a, const uint8_t *entry, size_t entry_len, uint64_t *index)
 {
-	uint8_t digest[32], entry[DG_LOG_MAX_PATH + 256], template_hash[32];
-	size_t entry_len;
 	struct dg_log_reader r;
 	struct dg_log_entry e;
-	int rv = dg_fsdigest_path(path, digest);
-	if (rv != DG_OK) {
-		fprintf(stderr, LOG_PREFIX "%s: %s\n", path, dg_strerror(rv));
-		return rv;
-	}
-	if ((rv = dg_log_encode(a->cfg.pcr, DG_TEMPLATE_IMA_NG, "sha256", digest, sizeof digest,
-	                        path, NULL, 0, entry, sizeof entry, &entry_len)) != DG_OK)
-		return rv;
-	if ((rv = dg_log_reader_init(&r, entry, entry_len, DG_LOG_FORMAT_BINARY)) != DG_OK)
+	uint8_t template_hash[32];
+	int rv = dg_log_reader_init(&r, entry, entry_len, DG_LOG_FORMAT_BINARY);
+	if (rv != DG_OK)
 		return rv;
 	if ((rv = dg_log_next(&r, &e)) == DG_OK &&
 	    EVP_Digest(e.template_data, e.template_data_len, template_hash, NULL, EVP_sha256(),
@@ -254,9 +293,43 @@ measure_file(struct dg_agent *a, const char *path)
 	dg_log_reader_fini(&r);
 	if (rv != DG_OK)
 		return rv;
-	if ((rv = dg_mlog_append(a->log, entry, entry_len)) != DG_OK)
+	pthread_mutex_lock(&a->lock);
+	if (index != NULL)
+		*index = dg_mlog_count(a->log);
+	if ((rv = dg_mlog_append(a->log, entry, entry_len)) == DG_OK)
+		rv = dg_tpm_extend(a->tpm, a->cfg.pcr, template_hash);
+	pthread_mutex_unlock(&a->lock);
+	return rv;
+}
+
+/* Log one ima-ng (extra == NULL) or ima-buf entry for name. */
+static int
+measure_named(struct dg_agent *a, const char *name, const uint8_t digest[32],
+              const uint8_t *extra, size_t extra_len, uint64_t *index)
+{
+	size_t cap = DG_LOG_MAX_TEMPLATE_DATA + 64, entry_len;
+	uint8_t *entry = malloc(cap);
+	int rv;
+	if (entry == NULL)
+		return DG_ERR_NOMEM;
+	rv = dg_log_encode(a->cfg.pcr, extra ? DG_TEMPLATE_IMA_BUF : DG_TEMPLATE_IMA_NG, "sha256",
+	                   digest, 32, name, extra, extra_len, entry, cap, &entry_len);
+	if (rv == DG_OK)
+		rv = log_and_extend(a, entry, entry_len, index);
+	free(entry);
+	return rv;
+}
+
+static int
+measure_file(struct dg_agent *a, const char *path)
+{
+	uint8_t digest[32];
+	int rv = dg_fsdigest_path(path, digest);
+	if (rv != DG_OK) {
+		fprintf(stderr, LOG_PREFIX "%s: %s\n", path, dg_strerror(rv));
 		return rv;
-	return dg_tpm_extend(a->tpm, a->cfg.pcr, template_hash);
+	}
+	return measure_named(a, path, digest, NULL, 0, NULL);
 }
 
 struct measure_walk {
@@ -288,7 +361,8 @@ dg_agent_measure(struct dg_agent *a, const char *path, unsigned *added)
 	return rv;
 }
 
-/* Unseal every released secret with the round's private key. All or nothing. */
+/* Unseal every released secret with the round's private key. All or nothing.
+ * Called with the lock held. */
 static int
 take_secrets(struct dg_agent *a, const struct dg_msg *verdict, const uint8_t *nonce,
              const uint8_t priv[DG_SEAL_KEY_LEN])
@@ -315,6 +389,7 @@ take_secrets(struct dg_agent *a, const struct dg_msg *verdict, const uint8_t *no
 	return rv;
 }
 
+/* Called with the lock held. */
 static void
 record_verdict(struct dg_agent *a, const struct dg_msg *v)
 {
@@ -332,20 +407,63 @@ record_verdict(struct dg_agent *a, const struct dg_msg *v)
 		fprintf(stderr, LOG_PREFIX "  %s: %s\n", v->reasons[i].code, v->reasons[i].detail);
 }
 
-int
-dg_agent_attest(struct dg_agent *a)
+/* Under the lock: quote, and snapshot the entries and manifests it covers, so
+ * that measurements made while the round is on the wire wait for the next one. */
+static int
+prepare_attest(struct dg_agent *a, struct dg_msg *req, const uint8_t nonce[32],
+               const uint8_t pub[DG_SEAL_KEY_LEN], uint64_t log_from)
 {
-	struct dg_msg req, reply;
-	uint8_t priv[DG_SEAL_KEY_LEN], pub[DG_SEAL_KEY_LEN], nonce[DG_QUOTE_NONCE_LEN];
 	uint8_t qualifying[DG_QUOTE_QUALIFYING_LEN];
 	uint8_t attest[DG_QUOTE_MAX_ATTEST], sig[DG_QUOTE_MAX_SIG];
 	size_t attest_len, sig_len, log_len;
 	const uint8_t *log_bytes;
-	uint64_t from;
+	int rv;
+
+	pthread_mutex_lock(&a->lock);
+	/* After a reboot the verifier still counts the old boot's entries. */
+	uint64_t from = log_from <= dg_mlog_count(a->log) ? log_from : 0;
+	req->type = DG_MSG_ATTEST;
+	snprintf(req->agent_id, sizeof req->agent_id, "%s", a->cfg.agent_id);
+	req->log_from = from;
+	req->want_secrets = true;
+	if ((rv = dg_quote_qualifying(nonce, pub, qualifying)) != DG_OK ||
+	    (rv = dg_tpm_quote(a->tpm, a->cfg.pcr, qualifying, sizeof qualifying, attest,
+	                       sizeof attest, &attest_len, sig, sizeof sig, &sig_len)) != DG_OK ||
+	    (rv = dg_mlog_since(a->log, from, &log_bytes, &log_len)) != DG_OK ||
+	    (rv = dg_bytes_set(&req->nonce, nonce, DG_QUOTE_NONCE_LEN)) != DG_OK ||
+	    (rv = dg_bytes_set(&req->attest, attest, attest_len)) != DG_OK ||
+	    (rv = dg_bytes_set(&req->signature, sig, sig_len)) != DG_OK ||
+	    (rv = dg_bytes_set(&req->bind_key, pub, DG_SEAL_KEY_LEN)) != DG_OK ||
+	    (rv = dg_bytes_set(&req->log, log_bytes, log_len)) != DG_OK)
+		goto out;
+	/* The verifier needs the manifest of every container these entries create. */
+	for (size_t i = 0; i < dg_agent_containers_count(a->containers); i++) {
+		const struct dg_agent_container *c = dg_agent_containers_at(a->containers, i);
+		if (c->rootfs_entry < from || req->n_manifests == DG_WIRE_MAX_MANIFESTS)
+			continue;
+		struct dg_named_blob *m = &req->manifests[req->n_manifests];
+		snprintf(m->name, sizeof m->name, "%s", c->id);
+		if ((rv = dg_bytes_set(&m->blob, c->manifest_text, c->manifest_len)) != DG_OK)
+			goto out;
+		req->n_manifests++;
+	}
+out:
+	pthread_mutex_unlock(&a->lock);
+	return rv;
+}
+
+/* One round. *resync is set when the verifier's replay position no longer
+ * fits this boot's log (after a reboot it resets and asks again). */
+static int
+attest_round(struct dg_agent *a, bool *resync)
+{
+	struct dg_msg req, reply;
+	uint8_t priv[DG_SEAL_KEY_LEN], pub[DG_SEAL_KEY_LEN], nonce[DG_QUOTE_NONCE_LEN];
 	int rv;
 
 	dg_msg_init(&req);
 	dg_msg_init(&reply);
+	pthread_mutex_lock(&a->round_lock);
 	req.type = DG_MSG_NONCE_REQ;
 	snprintf(req.agent_id, sizeof req.agent_id, "%s", a->cfg.agent_id);
 	if ((rv = call(a, &req, &reply, DG_MSG_NONCE)) != DG_OK)
@@ -355,54 +473,96 @@ dg_agent_attest(struct dg_agent *a)
 		goto out;
 	}
 	memcpy(nonce, reply.nonce.data, sizeof nonce);
-	/* After a reboot the verifier still counts the old boot's entries. */
-	from = reply.log_from <= dg_mlog_count(a->log) ? reply.log_from : 0;
+	uint64_t log_from = reply.log_from;
+	dg_msg_clear(&req);
+	dg_msg_clear(&reply);
 
 	/* A fresh key per round, bound into the quote: only this round can unseal. */
 	if ((rv = dg_seal_keygen(priv, pub)) != DG_OK ||
-	    (rv = dg_quote_qualifying(nonce, pub, qualifying)) != DG_OK ||
-	    (rv = dg_tpm_quote(a->tpm, a->cfg.pcr, qualifying, sizeof qualifying, attest,
-	                       sizeof attest, &attest_len, sig, sizeof sig, &sig_len)) != DG_OK ||
-	    (rv = dg_mlog_since(a->log, from, &log_bytes, &log_len)) != DG_OK)
-		goto out;
-
-	dg_msg_clear(&req);
-	dg_msg_clear(&reply);
-	req.type = DG_MSG_ATTEST;
-	snprintf(req.agent_id, sizeof req.agent_id, "%s", a->cfg.agent_id);
-	req.log_from = from;
-	req.want_secrets = true;
-	if ((rv = dg_bytes_set(&req.nonce, nonce, sizeof nonce)) != DG_OK ||
-	    (rv = dg_bytes_set(&req.attest, attest, attest_len)) != DG_OK ||
-	    (rv = dg_bytes_set(&req.signature, sig, sig_len)) != DG_OK ||
-	    (rv = dg_bytes_set(&req.bind_key, pub, sizeof pub)) != DG_OK ||
-	    (rv = dg_bytes_set(&req.log, log_bytes, log_len)) != DG_OK ||
+	    (rv = prepare_attest(a, &req, nonce, pub, log_from)) != DG_OK ||
 	    (rv = call(a, &req, &reply, DG_MSG_VERDICT)) != DG_OK)
 		goto out;
+	*resync = !reply.pass && reply.n_reasons == 1 &&
+	          strcmp(reply.reasons[0].code, "log-gap") == 0;
+	pthread_mutex_lock(&a->lock);
 	record_verdict(a, &reply);
 	if (reply.pass)
 		rv = take_secrets(a, &reply, nonce, priv);
 	else
 		wipe_secrets(a);
+	pthread_mutex_unlock(&a->lock);
 out:
-	if (rv != DG_OK)
-		wipe_secrets(a); /* fail closed: no proof, no secret */
+	if (rv != DG_OK) {
+		/* fail closed: no proof, no secret */
+		pthread_mutex_lock(&a->lock);
+		wipe_secrets(a);
+		pthread_mutex_unlock(&a->lock);
+	}
+	pthread_mutex_unlock(&a->round_lock);
 	OPENSSL_cleanse(priv, sizeof priv);
 	dg_msg_clear(&req);
 	dg_msg_clear(&reply);
 	return rv;
 }
 
-const struct dg_agent_verdict *
-dg_agent_last_verdict(const struct dg_agent *a)
+int
+dg_agent_attest(struct dg_agent *a)
 {
-	return &a->verdict;
+	bool resync = false;
+	int rv = attest_round(a, &resync);
+	if (rv == DG_OK && resync)
+		rv = attest_round(a, &resync);
+	return rv;
+}
+
+void
+dg_agent_request_attest(struct dg_agent *a)
+{
+	pthread_mutex_lock(&a->lock);
+	a->attest_wanted = true;
+	pthread_cond_signal(&a->wake);
+	pthread_mutex_unlock(&a->lock);
+}
+
+int
+dg_agent_attester_run(struct dg_agent *a, volatile sig_atomic_t *stop)
+{
+	while (!*stop) {
+		struct timespec until;
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_sec += 1; /* wake at least every second to notice *stop */
+		pthread_mutex_lock(&a->lock);
+		if (!a->attest_wanted)
+			pthread_cond_timedwait(&a->wake, &a->lock, &until);
+		bool due = a->attest_wanted;
+		a->attest_wanted = false;
+		pthread_mutex_unlock(&a->lock);
+		struct timespec now;
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		uint64_t now_ms = (uint64_t)now.tv_sec * 1000u + (uint64_t)now.tv_nsec / 1000000u;
+		if (due || now_ms >= a->next_heartbeat_ms) {
+			(void)dg_agent_attest(a); /* failures are logged and wipe secrets */
+			a->next_heartbeat_ms = now_ms + dg_agent_interval_ms(a);
+		}
+	}
+	return DG_OK;
+}
+
+void
+dg_agent_last_verdict(struct dg_agent *a, struct dg_agent_verdict *out)
+{
+	pthread_mutex_lock(&a->lock);
+	*out = a->verdict;
+	pthread_mutex_unlock(&a->lock);
 }
 
 uint64_t
-dg_agent_log_count(const struct dg_agent *a)
+dg_agent_log_count(struct dg_agent *a)
 {
-	return dg_mlog_count(a->log);
+	pthread_mutex_lock(&a->lock);
+	uint64_t n = dg_mlog_count(a->log);
+	pthread_mutex_unlock(&a->lock);
+	return n;
 }
 
 uint64_t
@@ -412,20 +572,202 @@ dg_agent_interval_ms(const struct dg_agent *a)
 }
 
 int
-dg_agent_secret(const struct dg_agent *a, const char *name, uint8_t *out, size_t cap,
-                size_t *len)
+dg_agent_secret(struct dg_agent *a, const char *name, uint8_t *out, size_t cap, size_t *len)
 {
-	if (!a->verdict.pass)
-		return DG_ERR_DENIED;
+	int rv = DG_ERR_NOTFOUND;
+	pthread_mutex_lock(&a->lock);
+	if (!a->verdict.pass) {
+		rv = DG_ERR_DENIED;
+		goto out;
+	}
 	for (size_t i = 0; i < a->n_secrets; i++) {
 		const struct held_secret *h = &a->secrets[i];
 		if (strcmp(h->name, name) != 0)
 			continue;
-		if (h->len > cap)
-			return DG_ERR_TOOBIG;
+		if (h->len > cap) {
+			rv = DG_ERR_TOOBIG;
+			goto out;
+		}
 		memcpy(out, h->value, h->len);
 		*len = h->len;
-		return DG_OK;
+		rv = DG_OK;
+		break;
 	}
-	return DG_ERR_NOTFOUND;
+out:
+	pthread_mutex_unlock(&a->lock);
+	return rv;
+}
+
+static bool
+container_id_valid(const char *id)
+{
+	size_t n = strlen(id);
+	if (n == 0 || n > DG_CONTAINER_ID_MAX)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char c = id[i];
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		      c == '_' || c == '.' || c == '+' || c == '-'))
+			return false;
+	}
+	return true;
+}
+
+int
+dg_agent_container_create(struct dg_agent *a, const char *id, int pid, const char *bundle)
+{
+	char name[DG_CONTAINER_ID_MAX + 32], err[PATH_MAX + 512] = "";
+	char ns_path[64];
+	struct dg_agent_container c;
+	struct dg_container *spec = NULL;
+	char *json = NULL, *record = NULL;
+	size_t json_len = 0, record_len = 0;
+	uint8_t record_digest[32], rootfs_digest[32];
+	uint64_t rootfs_entry = 0;
+	struct stat st;
+	int rv;
+
+	memset(&c, 0, sizeof c);
+	if (!container_id_valid(id) || pid <= 0)
+		return DG_ERR_INVAL;
+	snprintf(c.id, sizeof c.id, "%s", id);
+	snprintf(ns_path, sizeof ns_path, "/proc/%d/ns/mnt", pid);
+	if ((rv = dg_bundle_read_config(bundle, &json, &json_len)) != DG_OK) {
+		snprintf(err, sizeof err, "%s/config.json: %s", bundle, dg_strerror(rv));
+		goto out;
+	}
+	if ((rv = dg_container_from_oci_json(json, json_len, &spec, err, sizeof err)) != DG_OK ||
+	    (rv = dg_container_encode(spec, &record, &record_len)) != DG_OK)
+		goto out;
+	if ((rv = dg_bundle_rootfs(bundle, json, c.rootfs)) != DG_OK) {
+		snprintf(err, sizeof err, "cannot resolve root.path of %s/config.json", bundle);
+		goto out;
+	}
+	if (strcmp(c.rootfs, "/") == 0)
+		c.rootfs[0] = '\0';
+	c.rootfs_len = strlen(c.rootfs);
+	if (stat(ns_path, &st) != 0) {
+		snprintf(err, sizeof err, "%s: %s", ns_path, strerror(errno));
+		rv = DG_ERR_IO;
+		goto out;
+	}
+	c.mntns = (uint64_t)st.st_ino;
+	if ((rv = dg_manifest_build(c.rootfs_len ? c.rootfs : "/", &c.manifest_text,
+	                            &c.manifest_len)) != DG_OK ||
+	    (rv = dg_manifest_parse(c.manifest_text, c.manifest_len, &c.manifest)) != DG_OK) {
+		snprintf(err, sizeof err, "rootfs manifest of %s: %s", c.rootfs, dg_strerror(rv));
+		goto out;
+	}
+	if (EVP_Digest(record, record_len, record_digest, NULL, EVP_sha256(), NULL) != 1 ||
+	    EVP_Digest(c.manifest_text, c.manifest_len, rootfs_digest, NULL, EVP_sha256(),
+	               NULL) != 1) {
+		rv = DG_ERR_CRYPTO;
+		goto out;
+	}
+	size_t n_files = dg_manifest_count(c.manifest);
+	/* Registered first (the table takes the manifest), so its manifest rides
+	 * with any round that covers its entries; watched before its process can
+	 * exec anything. */
+	c.rootfs_entry = 0;
+	pthread_mutex_lock(&a->lock);
+	rv = dg_agent_containers_add(a->containers, &c);
+	if (rv == DG_OK && a->watch != NULL)
+		rv = dg_exec_watch_add(a->watch, c.rootfs_len ? c.rootfs : "/");
+	pthread_mutex_unlock(&a->lock);
+	if (rv != DG_OK) {
+		snprintf(err, sizeof err, "cannot register container: %s", dg_strerror(rv));
+		goto out;
+	}
+	snprintf(name, sizeof name, "%s%s", DG_EVENT_CONTAINER, id);
+	if ((rv = measure_named(a, name, record_digest, (const uint8_t *)record, record_len,
+	                        NULL)) != DG_OK)
+		goto out;
+	snprintf(name, sizeof name, "%s%s", DG_EVENT_ROOTFS, id);
+	if ((rv = measure_named(a, name, rootfs_digest, NULL, 0, &rootfs_entry)) != DG_OK)
+		goto out;
+	fprintf(stderr, LOG_PREFIX "container %s (%s/%s) measured: record, rootfs of %zu files\n",
+	        id, dg_container_workload(spec), dg_container_name(spec),
+	        n_files);
+	dg_agent_request_attest(a);
+out:
+	if (rv != DG_OK)
+		fprintf(stderr, LOG_PREFIX "container %s: %s\n", id, err[0] ? err : dg_strerror(rv));
+	free(c.manifest_text);
+	dg_manifest_free(c.manifest);
+	dg_container_free(spec);
+	free(record);
+	free(json);
+	return rv;
+}
+
+void
+dg_agent_container_delete(struct dg_agent *a, const char *id)
+{
+	pthread_mutex_lock(&a->lock);
+	dg_agent_containers_remove(a->containers, id);
+	pthread_mutex_unlock(&a->lock);
+}
+
+/* One exec, on the watcher thread: attribute, hash, log, extend, decide. */
+static int
+on_exec(const struct dg_exec_event *ev, void *arg)
+{
+	struct dg_agent *a = arg;
+	struct dg_exec_ident ident;
+	char id[DG_CONTAINER_ID_MAX + 1], name[DG_LOG_MAX_PATH + 1], host_path[2 * PATH_MAX];
+	uint8_t digest[32];
+	struct stat st;
+	int verdict = DG_OK, rv = 0;
+	bool approved = false;
+
+	pthread_mutex_lock(&a->lock);
+	struct dg_agent_container *c = dg_agent_containers_by_mntns(a->containers, ev->mnt_ns);
+	if (c != NULL) {
+		snprintf(id, sizeof id, "%s", c->id);
+		rv = snprintf(host_path, sizeof host_path, "%s%s", c->rootfs, ev->path);
+	}
+	pthread_mutex_unlock(&a->lock);
+	if (c == NULL)
+		return DG_OK; /* not a container this agent measures */
+	if (rv < 0 || (size_t)rv >= sizeof host_path || ev->path[0] != '/')
+		return DG_ERR_TOOBIG;
+	/* The event names the file as the container sees it. It lies in the
+	 * rootfs only if the rootfs holds that very inode at that path; anything
+	 * else came from a volume or another mount. */
+	bool inside = lstat(host_path, &st) == 0 && st.st_dev == ev->st.st_dev &&
+	              st.st_ino == ev->st.st_ino;
+	rv = snprintf(name, sizeof name, "%s%s:%s%s", DG_EVENT_EXEC, id, inside ? "" : "volume:",
+	              ev->path);
+	if (rv < 0 || (size_t)rv >= sizeof name)
+		return DG_ERR_TOOBIG;
+
+	dg_exec_ident_from_event(ev, &ident);
+	if (dg_exec_cache_lookup(a->exec_cache, &ident, digest, &verdict) == DG_OK)
+		return verdict;
+	if ((rv = dg_fsdigest_fd(ev->fd, digest)) != DG_OK)
+		return rv;
+	if (a->cfg.enforce) {
+		pthread_mutex_lock(&a->lock);
+		c = dg_agent_containers_by_mntns(a->containers, ev->mnt_ns);
+		approved = c != NULL && inside && dg_manifest_has(c->manifest, ev->path, digest);
+		pthread_mutex_unlock(&a->lock);
+		verdict = approved ? DG_OK : DG_ERR_DENIED;
+	}
+	/* Logged whether allowed or not: an attempt is evidence too. */
+	if ((rv = measure_named(a, name, digest, NULL, 0, NULL)) != DG_OK)
+		return rv;
+	if (verdict != DG_OK)
+		fprintf(stderr, LOG_PREFIX "enforce: denied exec of %s in container %s "
+		        "(not in its manifest)\n", ev->path, id);
+	(void)dg_exec_cache_insert(a->exec_cache, &ident, digest, verdict);
+	dg_agent_request_attest(a);
+	return verdict;
+}
+
+int
+dg_agent_exec_watch_run(struct dg_agent *a, volatile sig_atomic_t *stop)
+{
+	if (a->watch == NULL)
+		return DG_OK;
+	return dg_exec_watch_run(a->watch, on_exec, a, stop);
 }

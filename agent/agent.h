@@ -6,6 +6,7 @@
 #define DRIFTGATE_AGENT_AGENT_H
 
 #include <limits.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -30,6 +31,8 @@ struct dg_agent_config {
 	uint32_t ek_handle, ak_handle;
 	unsigned interval_s; /* heartbeat attestation period */
 	unsigned timeout_ms; /* per request to the verifier */
+	bool exec_watch;     /* measure execs in containers (fanotify; needs root) */
+	bool enforce;        /* deny execs that are not in the container's manifest */
 };
 
 /* The outcome of the last attestation round. */
@@ -56,15 +59,34 @@ int dg_agent_enroll(struct dg_agent *a);
 int dg_agent_measure(struct dg_agent *a, const char *path, unsigned *added);
 
 /* One attestation round; on pass the released secrets replace the held ones,
- * on fail (or any error) every held secret is wiped. */
+ * on fail (or any error) every held secret is wiped. Thread-safe. */
 int dg_agent_attest(struct dg_agent *a);
 
-const struct dg_agent_verdict *dg_agent_last_verdict(const struct dg_agent *a);
-uint64_t dg_agent_log_count(const struct dg_agent *a);
+/* Ask the attester thread for a round now (a new measurement was made). */
+void dg_agent_request_attest(struct dg_agent *a);
+/* The attester thread: rounds on request and every interval until *stop. */
+int dg_agent_attester_run(struct dg_agent *a, volatile sig_atomic_t *stop);
+
+/*
+ * A container is being created (OCI createRuntime hook): measure its canonical
+ * record (from bundle/config.json) and its rootfs manifest, register it for
+ * exec attribution by the mount namespace of pid, and watch its filesystem.
+ * Returns once both entries are durable and extended.
+ */
+int dg_agent_container_create(struct dg_agent *a, const char *id, int pid, const char *bundle);
+/* The container stopped (poststop hook): forget it. */
+void dg_agent_container_delete(struct dg_agent *a, const char *id);
+
+/* The exec watcher thread (fanotify): measure every exec inside a registered
+ * container before it may proceed; deny unapproved ones when enforcing. */
+int dg_agent_exec_watch_run(struct dg_agent *a, volatile sig_atomic_t *stop);
+
+void dg_agent_last_verdict(struct dg_agent *a, struct dg_agent_verdict *out);
+uint64_t dg_agent_log_count(struct dg_agent *a);
 uint64_t dg_agent_interval_ms(const struct dg_agent *a);
 
 /* Copy a held secret out. DG_ERR_DENIED if the last round failed or none is held. */
-int dg_agent_secret(const struct dg_agent *a, const char *name, uint8_t *out, size_t cap,
+int dg_agent_secret(struct dg_agent *a, const char *name, uint8_t *out, size_t cap,
                     size_t *len);
 
 #endif

@@ -10,28 +10,24 @@
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/rep.h>
 #include <nng/protocol/reqrep0/req.h>
+#include <nng/supplemental/util/platform.h>
 #include <nng/transport/ipc/ipc.h>
 #include <openssl/crypto.h>
 
 #include "driftgate/err.h"
+#include "driftgate/workload.h"
 #include "driftgate/transport.h"
 
 #define LOG_PREFIX "driftgate-agent: "
 
-static uint64_t
-now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
 /* Append the last verdict in words: "pass" or "fail code: detail; ...". */
 static size_t
-format_verdict(const struct dg_agent *a, char *out, size_t cap)
+format_verdict(struct dg_agent *a, char *out, size_t cap)
 {
-	const struct dg_agent_verdict *v = dg_agent_last_verdict(a);
+	struct dg_agent_verdict verdict;
+	const struct dg_agent_verdict *v = &verdict;
 	size_t n = 0;
+	dg_agent_last_verdict(a, &verdict);
 	int w;
 	if (!v->attested)
 		return (size_t)snprintf(out, cap, "none");
@@ -70,6 +66,29 @@ handle(struct dg_agent *a, const char *req, size_t req_len, uint8_t *out, size_t
 		                        added, (unsigned long long)dg_agent_log_count(a), verdict,
 		                        rv == DG_OK ? "" : "; attestation error: ",
 		                        rv == DG_OK ? "" : dg_strerror(rv));
+	}
+	if (strncmp(line, "container-create ", 17) == 0) {
+		/* "<id> <pid> <bundle>"; the bundle runs to the end: paths may hold spaces. */
+		char id[DG_CONTAINER_ID_MAX + 1];
+		const char *p = line + 17, *sp = strchr(p, ' ');
+		char *end = NULL;
+		long pid = sp ? strtol(sp + 1, &end, 10) : 0;
+		if (sp == NULL || (size_t)(sp - p) > DG_CONTAINER_ID_MAX || end == NULL ||
+		    *end != ' ' || pid <= 0 || pid > INT32_MAX || end[1] == '\0')
+			return (size_t)snprintf((char *)out, cap,
+			                        "error %d: expected container-create ID PID BUNDLE",
+			                        DG_ERR_INVAL);
+		memcpy(id, p, (size_t)(sp - p));
+		id[sp - p] = '\0';
+		rv = dg_agent_container_create(a, id, (int)pid, end + 1);
+		if (rv != DG_OK)
+			return (size_t)snprintf((char *)out, cap, "error %d: container %s: %s", rv, id,
+			                        dg_strerror(rv));
+		return (size_t)snprintf((char *)out, cap, "ok container %s measured", id);
+	}
+	if (strncmp(line, "container-delete ", 17) == 0) {
+		dg_agent_container_delete(a, line + 17);
+		return (size_t)snprintf((char *)out, cap, "ok");
 	}
 	if (strcmp(line, "attest") == 0) {
 		rv = dg_agent_attest(a);
@@ -141,17 +160,9 @@ dg_control_serve(struct dg_agent *a, const char *url, volatile sig_atomic_t *sto
 		goto out;
 	}
 	fprintf(stderr, LOG_PREFIX "control socket %s\n", url);
-	uint64_t interval = dg_agent_interval_ms(a);
-	uint64_t next = now_ms() + interval;
+	/* A short receive timeout so that *stop is noticed. */
+	nng_socket_set_ms(s, NNG_OPT_RECVTIMEO, 500);
 	while (!*stop) {
-		uint64_t now = now_ms();
-		if (now >= next) {
-			(void)dg_agent_attest(a); /* failures are logged and wipe secrets */
-			next = now_ms() + interval;
-			continue;
-		}
-		uint64_t wait = next - now < 500 ? next - now : 500;
-		nng_socket_set_ms(s, NNG_OPT_RECVTIMEO, (nng_duration)wait);
 		char *req = NULL;
 		size_t req_len = 0;
 		int r = nng_recv(s, &req, &req_len, NNG_FLAG_ALLOC);
@@ -174,22 +185,47 @@ out:
 	return rv;
 }
 
+/* Set when the connection to the agent goes away: a req socket would
+ * otherwise wait out its whole timeout for an agent that died mid-request. */
+static void
+on_pipe_removed(nng_pipe p, nng_pipe_ev ev, void *arg)
+{
+	(void)p;
+	(void)ev;
+	__atomic_store_n((int *)arg, 1, __ATOMIC_SEQ_CST);
+}
+
 int
 dg_control_request(const char *url, const char *request, unsigned timeout_ms, char **reply,
                    size_t *reply_len)
 {
 	nng_socket s;
-	int rv;
+	int rv, gone = 0;
 	if ((rv = nng_req0_open(&s)) != 0)
 		return dg_transport_err(rv);
-	if ((rv = nng_socket_set_ms(s, NNG_OPT_RECVTIMEO, (nng_duration)timeout_ms)) != 0 ||
-	    (rv = nng_socket_set_ms(s, NNG_OPT_SENDTIMEO, (nng_duration)timeout_ms)) != 0 ||
+	if ((rv = nng_socket_set_ms(s, NNG_OPT_SENDTIMEO, (nng_duration)timeout_ms)) != 0 ||
+	    (rv = nng_pipe_notify(s, NNG_PIPE_EV_REM_POST, on_pipe_removed, &gone)) != 0 ||
 	    (rv = nng_dial(s, url, NULL, 0)) != 0 ||
-	    (rv = nng_send(s, (void *)request, strlen(request), 0)) != 0 ||
-	    (rv = nng_recv(s, reply, reply_len, NNG_FLAG_ALLOC)) != 0) {
-		fprintf(stderr, "driftgate-agent: %s: %s\n", url, nng_strerror(rv));
-		rv = dg_transport_err(rv);
+	    (rv = nng_send(s, (void *)request, strlen(request), 0)) != 0)
+		goto out;
+	/* Poll so that a vanished agent ends the wait at once. */
+	for (unsigned waited = 0;; waited += 10) {
+		rv = nng_recv(s, reply, reply_len, NNG_FLAG_ALLOC | NNG_FLAG_NONBLOCK);
+		if (rv != NNG_EAGAIN)
+			break;
+		if (__atomic_load_n(&gone, __ATOMIC_SEQ_CST)) {
+			rv = NNG_ECONNRESET;
+			break;
+		}
+		if (waited >= timeout_ms) {
+			rv = NNG_ETIMEDOUT;
+			break;
+		}
+		nng_msleep(10);
 	}
+out:
+	if (rv != 0)
+		fprintf(stderr, "driftgate-agent: %s: %s\n", url, nng_strerror(rv));
 	nng_close(s);
-	return rv;
+	return dg_transport_err(rv);
 }

@@ -3,6 +3,7 @@
  * operator, a hook or a test asks the running agent to measure, attest, report
  * its status or hand over a released secret. Requests are one text line:
  *   measure <absolute path>   attest   status   secret <name>
+ *   container-create <id> <pid> <bundle>   container-delete <id>   (OCI hooks)
  * Replies start with "ok" or "error <code>:"; a secret reply is "ok\n" + bytes.
  */
 #ifndef DRIFTGATE_AGENT_CONTROL_H
@@ -15,7 +16,7 @@
 
 #define DG_CONTROL_MAX_REPLY (64 * 1024)
 
-/* Serve control requests and attest every interval until *stop is set. */
+/* Serve control requests until *stop is set. */
 int dg_control_serve(struct dg_agent *a, const char *url, volatile sig_atomic_t *stop);
 
 /* Client: send one request; *reply is freed by the caller with nng_free(). */

@@ -8,8 +8,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <json-c/json.h>
 #include <nng/nng.h>
 #include <openssl/crypto.h>
+#include <pthread.h>
 
 #include "agent.h"
 #include "control.h"
@@ -47,6 +49,9 @@ usage(FILE *f)
 	    "  status              print the log size and the last verdict\n"
 	    "  secret NAME         print a secret released by the last passing round\n"
 	    "  log                 print the measurement log (no running agent needed)\n"
+	    "  hook                OCI runtime hook (createRuntime and poststop): reads the\n"
+	    "                      container state JSON on stdin and has the running agent\n"
+	    "                      measure (or forget) the container; fails closed\n"
 	    "\n"
 	    "Options:\n"
 	    "  -c, --config FILE       read 'option = value' lines (long option names)\n"
@@ -63,6 +68,9 @@ usage(FILE *f)
 	    "  -t, --timeout MS        per-request timeout to the verifier (default: 10000)\n"
 	    "  -m, --measure PATH      (run) measure PATH before the first attestation;\n"
 	    "                          repeatable\n"
+	    "  -e, --enforce           (run) deny execs in a container that are not in its\n"
+	    "                          rootfs manifest (default: detect only)\n"
+	    "      --no-exec-watch     (run) do not watch execs (fanotify) in containers\n"
 	    "  -f, --format FMT        (log) binary (kernel binary_runtime_measurements) or\n"
 	    "                          ascii (default: ascii)\n"
 	    "  -h, --help              show this help\n"
@@ -149,6 +157,17 @@ set_option(const char *key, const char *value, void *arg)
 			return DG_ERR_INVAL;
 		return copy_str(o->measure[o->n_measure++], sizeof o->measure[0], value);
 	}
+	if (strcmp(key, "enforce") == 0 || strcmp(key, "exec-watch") == 0) {
+		bool on;
+		if (strcmp(value, "true") == 0 || strcmp(value, "yes") == 0 || strcmp(value, "1") == 0)
+			on = true;
+		else if (strcmp(value, "false") == 0 || strcmp(value, "no") == 0 || strcmp(value, "0") == 0)
+			on = false;
+		else
+			return DG_ERR_INVAL;
+		*(key[0] == 'e' && key[1] == 'n' ? &c->enforce : &c->exec_watch) = on;
+		return DG_OK;
+	}
 	if (strcmp(key, "format") == 0) {
 		if (strcmp(value, "binary") == 0)
 			o->format = DG_LOG_FORMAT_BINARY;
@@ -169,13 +188,31 @@ static const struct option long_options[] = {
 	{"ak-handle", required_argument, NULL, 2},  {"interval", required_argument, NULL, 'n'},
 	{"timeout", required_argument, NULL, 't'},  {"measure", required_argument, NULL, 'm'},
 	{"format", required_argument, NULL, 'f'},   {"help", no_argument, NULL, 'h'},
+	{"enforce", no_argument, NULL, 'e'},        {"no-exec-watch", no_argument, NULL, 3},
 	{NULL, 0, NULL, 0},
 };
+
+static void *
+attester_main(void *arg)
+{
+	dg_agent_attester_run(arg, &stop_requested);
+	return NULL;
+}
+
+static void *
+watcher_main(void *arg)
+{
+	if (dg_agent_exec_watch_run(arg, &stop_requested) != DG_OK)
+		fprintf(stderr, "driftgate-agent: exec watcher stopped on an error\n");
+	return NULL;
+}
 
 static int
 cmd_run(struct options *o)
 {
 	struct dg_agent *a = NULL;
+	pthread_t attester, watcher;
+	unsigned threads = 0;
 	int rv, code = EXIT_ERROR;
 	struct sigaction sa;
 	memset(&sa, 0, sizeof sa);
@@ -205,10 +242,24 @@ cmd_run(struct options *o)
 	}
 	if (!stop_requested)
 		(void)dg_agent_attest(a);
+	/* Attestation rounds and exec events get their own threads, so that an
+	 * exec never waits for the verifier and a control request never waits
+	 * for an exec. */
+	if (pthread_create(&attester, NULL, attester_main, a) != 0)
+		goto out;
+	threads |= 1;
+	if (pthread_create(&watcher, NULL, watcher_main, a) != 0)
+		goto out;
+	threads |= 2;
 	if (!stop_requested && dg_control_serve(a, o->cfg.control_url, &stop_requested) != DG_OK)
 		goto out;
 	code = EXIT_OK;
 out:
+	stop_requested = 1;
+	if (threads & 1)
+		pthread_join(attester, NULL);
+	if (threads & 2)
+		pthread_join(watcher, NULL);
 	dg_agent_stop(a);
 	return code;
 }
@@ -249,6 +300,53 @@ cmd_client(struct options *o, const char *verb, char **args, int nargs)
 		OPENSSL_cleanse(reply, len);
 		nng_free(reply, len);
 	}
+	return code;
+}
+
+/* OCI hook: the runtime passes the container state on stdin and waits; a
+ * non-zero exit makes it abort the container, so an agent that cannot
+ * measure keeps the container from starting. */
+static int
+cmd_hook(struct options *o)
+{
+	char state[65536], request[8192];
+	size_t len = fread(state, 1, sizeof state - 1, stdin);
+	json_object *root = NULL, *id, *pid, *bundle, *status;
+	char *reply = NULL;
+	size_t reply_len = 0;
+	int code = EXIT_ERROR;
+	state[len] = '\0';
+	if (len == sizeof state - 1 || (root = json_tokener_parse(state)) == NULL ||
+	    !json_object_object_get_ex(root, "id", &id) || !json_object_is_type(id, json_type_string) ||
+	    !json_object_object_get_ex(root, "status", &status) ||
+	    !json_object_is_type(status, json_type_string)) {
+		fprintf(stderr, "driftgate-agent: hook: stdin is not an OCI state document\n");
+		goto out;
+	}
+	if (strcmp(json_object_get_string(status), "stopped") == 0) {
+		snprintf(request, sizeof request, "container-delete %s", json_object_get_string(id));
+	} else if (!json_object_object_get_ex(root, "pid", &pid) ||
+	           !json_object_is_type(pid, json_type_int) ||
+	           !json_object_object_get_ex(root, "bundle", &bundle) ||
+	           !json_object_is_type(bundle, json_type_string) ||
+	           snprintf(request, sizeof request, "container-create %s %d %s",
+	                    json_object_get_string(id), json_object_get_int(pid),
+	                    json_object_get_string(bundle)) >= (int)sizeof request) {
+		fprintf(stderr, "driftgate-agent: hook: state lacks pid or bundle\n");
+		goto out;
+	}
+	if (dg_control_request(o->cfg.control_url, request, o->cfg.timeout_ms, &reply,
+	                       &reply_len) != DG_OK)
+		goto out;
+	if (reply_len < 2 || memcmp(reply, "ok", 2) != 0) {
+		fprintf(stderr, "driftgate-agent: hook: %.*s\n", (int)reply_len, reply);
+		goto out;
+	}
+	code = EXIT_OK;
+out:
+	if (reply != NULL)
+		nng_free(reply, reply_len);
+	json_object_put(root);
 	return code;
 }
 
@@ -316,7 +414,7 @@ main(int argc, char **argv)
 		return EXIT_USAGE;
 	}
 	optind = 2;
-	while ((c = getopt_long(argc, argv, "c:i:T:v:C:s:p:n:t:m:f:h", long_options, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "c:i:T:v:C:s:p:n:t:m:f:eh", long_options, NULL)) != -1) {
 		const struct option *lo = NULL;
 		if (c == 'h') {
 			usage(stdout);
@@ -329,7 +427,11 @@ main(int argc, char **argv)
 		for (const struct option *p = long_options; p->name; p++)
 			if (p->val == c)
 				lo = p;
-		if (lo == NULL || (rv = set_option(lo->name, optarg, &o)) != DG_OK) {
+		if (lo != NULL && lo->val == 3) {
+			o.cfg.exec_watch = false;
+			continue;
+		}
+		if (lo == NULL || (rv = set_option(lo->name, optarg ? optarg : "true", &o)) != DG_OK) {
 			fprintf(stderr, "driftgate-agent: invalid value for --%s: '%s'\n",
 			        lo ? lo->name : "?", optarg);
 			return EXIT_USAGE;
@@ -341,6 +443,8 @@ main(int argc, char **argv)
 		return cmd_run(&o);
 	if (strcmp(cmd, "log") == 0 && nargs == 0)
 		return cmd_log(&o);
+	if (strcmp(cmd, "hook") == 0 && nargs == 0)
+		return cmd_hook(&o);
 	if ((strcmp(cmd, "measure") == 0 && nargs > 0) || (strcmp(cmd, "secret") == 0 && nargs == 1))
 		return cmd_client(&o, cmd, args, nargs);
 	if ((strcmp(cmd, "attest") == 0 || strcmp(cmd, "status") == 0) && nargs == 0)

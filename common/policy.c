@@ -1,11 +1,14 @@
 /*
  * Baselines: parsing and appraisal.
  *
- * Allowed (path, digest) pairs live in a flat record array. The first record
- * of a path owns the path string and sits in an open-addressing hash table
- * (linear probing, load at most 1/2); further approved digests of the same
- * path are chained from it by index. Appraisal is one hash lookup plus a walk
- * over that path's few digests.
+ * Allowed (path, digest) pairs are records in one arena. The first record of
+ * a path carries the path string inline and sits in an open-addressing hash
+ * table (linear probing, load at most 1/2); further approved digests of the
+ * same path are chained from it. Appraisal is one hash lookup plus a walk over
+ * that path's few digests: a table slot and one record, whose digest and path
+ * are adjacent, so a lookup in a large baseline costs few cache misses. The
+ * arena is sized from the baseline's length up front (a record is never longer
+ * than its allow line), so parsing allocates nothing per line.
  */
 #include "driftgate/policy.h"
 
@@ -28,13 +31,18 @@
 #define EXCLUDE_MAX_DEPTH 8
 /* How much of an offending token an error message quotes. */
 #define ERR_QUOTE_MAX 40
+/* Records are aligned to, and addressed in units of, ALLOW_ALIGN bytes. */
+#define ALLOW_ALIGN 8
+#define MIN_ARENA 4096
 
+/* One approved (path, digest) pair. Referenced by 1 + offset / ALLOW_ALIGN in
+ * the arena (0 = none), which keeps table slots at four bytes. */
 struct allow {
-	char *path;       /* NUL-terminated; NULL in records chained for extra digests */
-	size_t path_len;
-	uint64_t hash;
+	uint64_t hash;     /* path_hash of the path */
+	uint32_t path_len; /* 0 in records chained for extra digests */
+	uint32_t next;     /* another approved digest of this path, 0 = none */
 	uint8_t digest[DG_SHA256_LEN];
-	size_t next;      /* 1 + index of another approved digest of this path, 0 = none */
+	char path[];       /* path_len bytes and a NUL; first record of a path only */
 };
 
 struct dg_policy {
@@ -45,9 +53,10 @@ struct dg_policy {
 	size_t n_secrets;
 	regex_t *excludes;
 	size_t n_excludes;
-	struct allow *allows;
-	size_t n_allows, cap_allows;
-	size_t *slots; /* 1 + index of a path's first record, 0 = empty */
+	unsigned char *arena; /* struct allow records, back to back */
+	size_t arena_len, arena_cap;
+	size_t n_allows;
+	uint32_t *slots; /* a path's first record, 0 = empty */
 	size_t n_slots;
 	size_t n_paths;
 };
@@ -55,15 +64,37 @@ struct dg_policy {
 /* ---- small helpers ---- */
 
 static uint64_t
+hash_mix(uint64_t h)
+{
+	/* MurmurHash3's fmix64: every input bit reaches the low (index) bits. */
+	h ^= h >> 33;
+	h *= 0xff51afd7ed558ccdull;
+	h ^= h >> 33;
+	h *= 0xc4ceb9fe1a85ec53ull;
+	h ^= h >> 33;
+	return h;
+}
+
+static uint64_t
 path_hash(const char *s, size_t len)
 {
-	/* FNV-1a: keys come from the reviewed baseline, not from the agent. */
-	uint64_t h = 0xcbf29ce484222325ull;
-	for (size_t i = 0; i < len; i++) {
-		h ^= (unsigned char)s[i];
-		h *= 0x100000001b3ull;
+	/* Unkeyed, eight bytes a step: keys come from the reviewed baseline, not
+	 * from the agent, and a lookup costs one probe sequence whatever it hashes
+	 * to. Byte order does not matter: only equality with the same function
+	 * on the same machine is used. */
+	uint64_t h = 0x9e3779b97f4a7c15ull ^ (uint64_t)len, w;
+	size_t i = 0;
+	for (; i + 8 <= len; i += 8) {
+		memcpy(&w, s + i, 8);
+		h = (h ^ w) * 0x100000001b3ull;
+		h ^= h >> 29;
 	}
-	return h;
+	if (i < len) {
+		w = 0;
+		memcpy(&w, s + i, len - i);
+		h = (h ^ w) * 0x100000001b3ull;
+	}
+	return hash_mix(h);
 }
 
 static bool
@@ -124,15 +155,27 @@ set_err(char *err, size_t err_cap, size_t line, const char *fmt, ...)
 
 /* ---- allow table ---- */
 
+static const struct allow *
+allow_get(const struct dg_policy *p, uint32_t ref)
+{
+	return (const struct allow *)(p->arena + (size_t)(ref - 1) * ALLOW_ALIGN);
+}
+
+static struct allow *
+allow_mut(struct dg_policy *p, uint32_t ref)
+{
+	return (struct allow *)(p->arena + (size_t)(ref - 1) * ALLOW_ALIGN);
+}
+
 static size_t
 slot_find(const struct dg_policy *p, const char *path, size_t len, uint64_t hash)
 {
 	size_t mask = p->n_slots - 1;
 	for (size_t i = (size_t)hash & mask;; i = (i + 1) & mask) {
-		size_t idx = p->slots[i];
-		if (idx == 0)
+		uint32_t ref = p->slots[i];
+		if (ref == 0)
 			return i;
-		const struct allow *a = &p->allows[idx - 1];
+		const struct allow *a = allow_get(p, ref);
 		if (a->hash == hash && a->path_len == len && memcmp(a->path, path, len) == 0)
 			return i;
 	}
@@ -141,76 +184,91 @@ slot_find(const struct dg_policy *p, const char *path, size_t len, uint64_t hash
 static int
 slots_grow(struct dg_policy *p)
 {
-	size_t n = p->n_slots == 0 ? MIN_SLOTS : p->n_slots * 2;
-	size_t *old = p->slots, old_n = p->n_slots;
-	size_t *slots = calloc(n, sizeof *slots);
+	size_t n = p->n_slots == 0 ? MIN_SLOTS : p->n_slots * 2, mask = n - 1;
+	uint32_t *slots = calloc(n, sizeof *slots);
 
 	if (slots == NULL)
 		return DG_ERR_NOMEM;
+	/* Re-insert every path's first record, walking the arena in order; the
+	 * paths are distinct, so each goes to the first free slot. */
+	for (size_t off = 0; off < p->arena_len;) {
+		const struct allow *a = (const struct allow *)(p->arena + off);
+		size_t size = sizeof *a;
+		if (a->path_len != 0) {
+			size_t i = (size_t)a->hash & mask;
+			while (slots[i] != 0)
+				i = (i + 1) & mask;
+			slots[i] = (uint32_t)(off / ALLOW_ALIGN + 1);
+			size += a->path_len + 1;
+		}
+		off += (size + ALLOW_ALIGN - 1) / ALLOW_ALIGN * ALLOW_ALIGN;
+	}
+	free(p->slots);
 	p->slots = slots;
 	p->n_slots = n;
-	for (size_t i = 0; i < old_n; i++) {
-		if (old[i] != 0) {
-			const struct allow *a = &p->allows[old[i] - 1];
-			slots[slot_find(p, a->path, a->path_len, a->hash)] = old[i];
-		}
+	return DG_OK;
+}
+
+/* Room for size more bytes of records; *ref receives their reference. */
+static int
+arena_alloc(struct dg_policy *p, size_t size, uint32_t *ref)
+{
+	size = (size + ALLOW_ALIGN - 1) / ALLOW_ALIGN * ALLOW_ALIGN;
+	if (p->arena_cap - p->arena_len < size) {
+		size_t cap = p->arena_cap < MIN_ARENA ? MIN_ARENA : p->arena_cap;
+		while (cap - p->arena_len < size)
+			cap *= 2;
+		/* References are 32-bit: far beyond DG_POLICY_MAX_TEXT's needs. */
+		if (cap / ALLOW_ALIGN >= UINT32_MAX)
+			return DG_ERR_TOOBIG;
+		unsigned char *arena = realloc(p->arena, cap);
+		if (arena == NULL)
+			return DG_ERR_NOMEM;
+		p->arena = arena;
+		p->arena_cap = cap;
 	}
-	free(old);
+	*ref = (uint32_t)(p->arena_len / ALLOW_ALIGN + 1);
+	p->arena_len += size;
 	return DG_OK;
 }
 
+/* Add one (path, digest); path is copied. Exact repeats are folded into the
+ * existing record. */
 static int
-allows_reserve(struct dg_policy *p)
+allow_add(struct dg_policy *p, const char *path, size_t len,
+          const uint8_t digest[DG_SHA256_LEN])
 {
-	if (p->n_allows < p->cap_allows)
-		return DG_OK;
-	size_t cap = p->cap_allows == 0 ? 256 : p->cap_allows * 2;
-	struct allow *a = realloc(p->allows, cap * sizeof *a);
-	if (a == NULL)
-		return DG_ERR_NOMEM;
-	p->allows = a;
-	p->cap_allows = cap;
-	return DG_OK;
-}
-
-/* Add one (path, digest); path is taken over on success. Exact repeats are
- * folded into the existing record. */
-static int
-allow_add(struct dg_policy *p, char **path, size_t len, const uint8_t digest[DG_SHA256_LEN])
-{
-	uint64_t hash = path_hash(*path, len);
-	size_t slot, head;
+	uint64_t hash = path_hash(path, len);
+	size_t slot;
+	uint32_t head, ref;
 	struct allow *a;
 	int rc;
 
 	if ((p->n_paths + 1) * 2 > p->n_slots && (rc = slots_grow(p)) != DG_OK)
 		return rc;
-	if ((rc = allows_reserve(p)) != DG_OK)
-		return rc;
-	slot = slot_find(p, *path, len, hash);
+	slot = slot_find(p, path, len, hash);
 	head = p->slots[slot];
-	for (size_t i = head; i != 0; i = p->allows[i - 1].next) {
-		if (memcmp(p->allows[i - 1].digest, digest, DG_SHA256_LEN) == 0) {
-			free(*path);
-			*path = NULL;
+	for (uint32_t r = head; r != 0; r = allow_get(p, r)->next) {
+		if (memcmp(allow_get(p, r)->digest, digest, DG_SHA256_LEN) == 0)
 			return DG_OK;
-		}
 	}
-	a = &p->allows[p->n_allows];
-	memset(a, 0, sizeof *a);
-	memcpy(a->digest, digest, DG_SHA256_LEN);
+	if ((rc = arena_alloc(p, sizeof *a + (head == 0 ? len + 1 : 0), &ref)) != DG_OK)
+		return rc;
+	a = allow_mut(p, ref);
 	a->hash = hash;
-	a->path_len = len;
+	a->path_len = head == 0 ? (uint32_t)len : 0;
+	a->next = 0;
+	memcpy(a->digest, digest, DG_SHA256_LEN);
 	if (head == 0) {
-		a->path = *path;
-		p->slots[slot] = p->n_allows + 1;
+		memcpy(a->path, path, len);
+		a->path[len] = '\0';
+		p->slots[slot] = ref;
 		p->n_paths++;
 	} else {
-		free(*path);
-		a->next = p->allows[head - 1].next;
-		p->allows[head - 1].next = p->n_allows + 1;
+		struct allow *first = allow_mut(p, head);
+		a->next = first->next;
+		first->next = ref;
 	}
-	*path = NULL;
 	p->n_allows++;
 	return DG_OK;
 }
@@ -223,6 +281,8 @@ struct parse_ctx {
 	bool have_header;
 	char *err;
 	size_t err_cap;
+	char *scratch; /* unescaped path of the current line */
+	size_t scratch_cap;
 };
 
 static int
@@ -241,21 +301,31 @@ fail(struct parse_ctx *c, const char *fmt, ...)
 	return DG_ERR_FORMAT;
 }
 
-/* Decode an allow path: \\ and \xHH escapes; the result has no NUL. */
+/* Decode an allow path: \\ and \xHH escapes; the result has no NUL. It lives
+ * in c->scratch until the next line. */
 static int
 unescape_path(struct parse_ctx *c, const char *s, size_t len, char **out, size_t *out_len)
 {
-	char *buf = malloc(len + 1);
+	char *buf;
 	size_t n = 0;
-	int rc = DG_OK;
 
-	if (buf == NULL)
-		return DG_ERR_NOMEM;
+	if (c->scratch_cap < len + 1) {
+		size_t cap = len + 1 > 2 * c->scratch_cap ? len + 1 : 2 * c->scratch_cap;
+		if ((buf = realloc(c->scratch, cap)) == NULL)
+			return DG_ERR_NOMEM;
+		c->scratch = buf;
+		c->scratch_cap = cap;
+	}
+	buf = c->scratch;
 	for (size_t i = 0; i < len; i++) {
-		if (s[i] != '\\') {
-			buf[n++] = s[i];
-			continue;
-		}
+		/* Copy the run up to the next escape in one go. */
+		const char *bs = memchr(s + i, '\\', len - i);
+		size_t run = bs != NULL ? (size_t)(bs - (s + i)) : len - i;
+		memcpy(buf + n, s + i, run);
+		n += run;
+		i += run;
+		if (i == len)
+			break;
 		if (i + 1 < len && s[i + 1] == '\\') {
 			buf[n++] = '\\';
 			i++;
@@ -263,25 +333,17 @@ unescape_path(struct parse_ctx *c, const char *s, size_t len, char **out, size_t
 		}
 		int hi = i + 3 < len && s[i + 1] == 'x' ? hex_value(s[i + 2]) : -1;
 		int lo = hi >= 0 ? hex_value(s[i + 3]) : -1;
-		if (lo < 0) {
-			rc = fail(c, "bad escape at path offset %zu", i);
-			goto out;
-		}
-		if ((hi | lo) == 0) {
-			rc = fail(c, "NUL byte escaped in path");
-			goto out;
-		}
+		if (lo < 0)
+			return fail(c, "bad escape at path offset %zu", i);
+		if ((hi | lo) == 0)
+			return fail(c, "NUL byte escaped in path");
 		buf[n++] = (char)(hi << 4 | lo);
 		i += 3;
 	}
-	if (n == 0 || buf[0] != '/') {
-		rc = fail(c, "path is not absolute");
-		goto out;
-	}
-	if (n > DG_LOG_MAX_PATH) {
-		rc = fail(c, "path longer than %d bytes", DG_LOG_MAX_PATH);
-		goto out;
-	}
+	if (n == 0 || buf[0] != '/')
+		return fail(c, "path is not absolute");
+	if (n > DG_LOG_MAX_PATH)
+		return fail(c, "path longer than %d bytes", DG_LOG_MAX_PATH);
 	/* The kernel logs a path with its spaces turned into '_' (so ascii logs
 	 * stay splittable); baselines name real paths, so match the logged form. */
 	for (size_t i = 0; i < n; i++)
@@ -290,10 +352,7 @@ unescape_path(struct parse_ctx *c, const char *s, size_t len, char **out, size_t
 	buf[n] = '\0';
 	*out = buf;
 	*out_len = n;
-	buf = NULL;
-out:
-	free(buf);
-	return rc;
+	return DG_OK;
 }
 
 static int
@@ -329,9 +388,8 @@ parse_allow(struct parse_ctx *c, const char *arg, size_t len)
 		i++;
 	if ((rc = unescape_path(c, arg + i, len - i, &path, &path_len)) != DG_OK)
 		goto out;
-	rc = allow_add(c->p, &path, path_len, digest);
+	rc = allow_add(c->p, path, path_len, digest);
 out:
-	free(path);
 	return rc;
 }
 
@@ -544,7 +602,7 @@ int
 dg_policy_parse(const char *text, size_t len, struct dg_policy **out,
                 char *err, size_t err_cap)
 {
-	struct parse_ctx c = {NULL, 0, false, err, err_cap};
+	struct parse_ctx c = {NULL, 0, false, err, err_cap, NULL, 0};
 	size_t off = 0;
 	int rc;
 
@@ -558,6 +616,16 @@ dg_policy_parse(const char *text, size_t len, struct dg_policy **out,
 	if (c.p == NULL) {
 		rc = DG_ERR_NOMEM;
 		goto out;
+	}
+	/* A record (header, path, NUL, padding) is shorter than its allow line
+	 * ("allow sha256:" 64 hex, blank, path, newline), so the text's length
+	 * bounds the arena: one allocation, touched only as far as it is used. */
+	if (len > MIN_ARENA) {
+		if ((c.p->arena = malloc(len)) == NULL) {
+			rc = DG_ERR_NOMEM;
+			goto out;
+		}
+		c.p->arena_cap = len;
 	}
 	while (off < len) {
 		const char *nl = memchr(text + off, '\n', len - off);
@@ -587,6 +655,7 @@ out:
 	if (rc == DG_ERR_NOMEM)
 		set_err(err, err_cap, c.line, "out of memory");
 	dg_policy_free(c.p);
+	free(c.scratch);
 	return rc;
 }
 
@@ -604,9 +673,7 @@ dg_policy_free(struct dg_policy *p)
 	for (size_t i = 0; i < p->n_excludes; i++)
 		regfree(&p->excludes[i]);
 	free(p->excludes);
-	for (size_t i = 0; i < p->n_allows; i++)
-		free(p->allows[i].path);
-	free(p->allows);
+	free(p->arena);
 	free(p->slots);
 	free(p);
 }
@@ -680,7 +747,9 @@ dg_policy_appraise(const struct dg_policy *p, const struct dg_log_entry *e,
 	bool path_clean = memchr(path, '\0', path_len) == NULL;
 	int shown = path_len > DG_REASON_DETAIL_MAX ? DG_REASON_DETAIL_MAX : (int)path_len;
 
-	hex_encode(e->digest, e->digest_len <= DG_LOG_MAX_DIGEST ? e->digest_len : 0, hex);
+	/* The digest in hex is only needed to explain a failure. */
+#define DIGEST_HEX() \
+	hex_encode(e->digest, e->digest_len <= DG_LOG_MAX_DIGEST ? e->digest_len : 0, hex)
 	if (path_clean) {
 		for (size_t i = 0; i < p->n_excludes; i++) {
 			if (regexec(&p->excludes[i], path, 0, NULL, 0) == 0)
@@ -692,25 +761,29 @@ dg_policy_appraise(const struct dg_policy *p, const struct dg_log_entry *e,
 		return DG_ERR_POLICY;
 	}
 	if (strcmp(alg, "sha256") != 0 || e->digest_len != DG_SHA256_LEN) {
+		DIGEST_HEX();
 		dg_reason_set(why, "unsupported-hash", "%.*s measured with %.16s:%s", shown, path,
 		              alg, hex);
 		return DG_ERR_POLICY;
 	}
 	if (path_clean && p->n_slots > 0) {
-		size_t head = p->slots[slot_find(p, path, path_len, path_hash(path, path_len))];
+		uint32_t head = p->slots[slot_find(p, path, path_len, path_hash(path, path_len))];
 		if (head != 0) {
-			for (size_t i = head; i != 0; i = p->allows[i - 1].next) {
-				if (memcmp(p->allows[i - 1].digest, e->digest, DG_SHA256_LEN) == 0)
+			for (uint32_t r = head; r != 0; r = allow_get(p, r)->next) {
+				if (memcmp(allow_get(p, r)->digest, e->digest, DG_SHA256_LEN) == 0)
 					return DG_OK;
 			}
+			DIGEST_HEX();
 			dg_reason_set(why, "hash-mismatch", "%.*s has sha256:%s, not an approved digest",
 			              shown, path, hex);
 			return DG_ERR_POLICY;
 		}
 	}
+	DIGEST_HEX();
 	dg_reason_set(why, "unknown-file", "%.*s (sha256:%s) is not in the baseline", shown, path,
 	              hex);
 	return DG_ERR_POLICY;
+#undef DIGEST_HEX
 }
 
 /* ---- generator helper ---- */

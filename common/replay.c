@@ -4,69 +4,44 @@
  *   sha256: PCR = SHA256(PCR || SHA256(template data))
  * and for a violation all-0xff of the bank's size instead of the template hash.
  *
- * Replaying 100k entries costs four small hashes each, so the digests are
- * fetched once per state and each bank keeps its own reusable EVP_MD_CTX:
- * re-initialising a context with the digest it already holds skips the
- * provider lookup and allocation that a fresh context would pay.
+ * Replaying 100k entries costs three small hashes each (40 to ~200 bytes).
+ * Through EVP in OpenSSL 3.0 every EVP_DigestInit_ex2 looks up an ENGINE and
+ * frees and re-allocates the provider context, even with the digest the
+ * context already holds: that costs about as much as the hash itself (a
+ * third of replay time, measured with driftgate-bench). So these fixed-size
+ * hashes use OpenSSL's one-call SHA1/SHA256 functions on a stack context:
+ * the same implementation (SHA-NI where present) without the dispatch.
+ * They are deprecated in 3.0 in favour of EVP, hence the suppression below;
+ * the values are identical (test_replay checks them against python3 hashlib
+ * and evmctl). Everything else in driftgate hashes through EVP.
  */
+#define OPENSSL_SUPPRESS_DEPRECATED
+
 #include "driftgate/log.h"
 
 #include "driftgate/err.h"
 
-#include <openssl/evp.h>
+#include <openssl/sha.h>
 #include <stdlib.h>
 #include <string.h>
 
-struct replay_hash_ctx {
-	EVP_MD *sha1;
-	EVP_MD *sha256;
-	EVP_MD_CTX *sha1_ctx;
-	EVP_MD_CTX *sha256_ctx;
-};
-
-static void
-replay_hash_ctx_free(struct replay_hash_ctx *hc)
+/* out = SHA-1(a || b) / SHA-256(a || b); b may be NULL when b_len is 0. */
+static int
+replay_sha1(const uint8_t *a, size_t a_len, const uint8_t *b, size_t b_len, uint8_t *out)
 {
-	if (hc == NULL)
-		return;
-	EVP_MD_CTX_free(hc->sha1_ctx);
-	EVP_MD_CTX_free(hc->sha256_ctx);
-	EVP_MD_free(hc->sha1);
-	EVP_MD_free(hc->sha256);
-	free(hc);
+	SHA_CTX c;
+	if (SHA1_Init(&c) != 1 || SHA1_Update(&c, a, a_len) != 1 ||
+	    (b_len != 0 && SHA1_Update(&c, b, b_len) != 1) || SHA1_Final(out, &c) != 1)
+		return DG_ERR_CRYPTO;
+	return DG_OK;
 }
 
 static int
-replay_hash_ctx_new(struct replay_hash_ctx **out)
+replay_sha256(const uint8_t *a, size_t a_len, const uint8_t *b, size_t b_len, uint8_t *out)
 {
-	struct replay_hash_ctx *hc;
-	int rc = DG_ERR_NOMEM;
-
-	if ((hc = calloc(1, sizeof *hc)) == NULL)
-		goto out;
-	if ((hc->sha1_ctx = EVP_MD_CTX_new()) == NULL ||
-	    (hc->sha256_ctx = EVP_MD_CTX_new()) == NULL)
-		goto out;
-	rc = DG_ERR_CRYPTO;
-	if ((hc->sha1 = EVP_MD_fetch(NULL, "SHA1", NULL)) == NULL ||
-	    (hc->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL)) == NULL)
-		goto out;
-	*out = hc;
-	hc = NULL;
-	rc = DG_OK;
-out:
-	replay_hash_ctx_free(hc);
-	return rc;
-}
-
-/* out = md(a || b); b may be NULL when b_len is 0. */
-static int
-replay_hash2(EVP_MD_CTX *ctx, const EVP_MD *md, const uint8_t *a, size_t a_len,
-             const uint8_t *b, size_t b_len, uint8_t *out)
-{
-	if (EVP_DigestInit_ex2(ctx, md, NULL) != 1 || EVP_DigestUpdate(ctx, a, a_len) != 1 ||
-	    (b_len != 0 && EVP_DigestUpdate(ctx, b, b_len) != 1) ||
-	    EVP_DigestFinal_ex(ctx, out, NULL) != 1)
+	SHA256_CTX c;
+	if (SHA256_Init(&c) != 1 || SHA256_Update(&c, a, a_len) != 1 ||
+	    (b_len != 0 && SHA256_Update(&c, b, b_len) != 1) || SHA256_Final(out, &c) != 1)
 		return DG_ERR_CRYPTO;
 	return DG_OK;
 }
@@ -80,7 +55,7 @@ dg_replay_init(struct dg_replay *s)
 void
 dg_replay_fini(struct dg_replay *s)
 {
-	replay_hash_ctx_free(s->hash_ctx);
+	/* hash_ctx is no longer used: nothing to free. */
 	memset(s, 0, sizeof *s);
 }
 
@@ -104,7 +79,6 @@ dg_replay_extend(struct dg_replay *s, const struct dg_log_entry *e)
 	uint8_t sha1_pcr[DG_SHA1_LEN], sha256_pcr[DG_SHA256_LEN];
 	uint8_t template_sha256[DG_SHA256_LEN];
 	const uint8_t *sha1_event = violation, *sha256_event = violation;
-	struct replay_hash_ctx *hc;
 	int rc = DG_ERR_FORMAT;
 
 	if (e->pcr >= DG_LOG_MAX_PCR)
@@ -112,27 +86,19 @@ dg_replay_extend(struct dg_replay *s, const struct dg_log_entry *e)
 	rc = DG_ERR_INVAL;
 	if (!e->violation && e->template_data == NULL)
 		goto out;
-	if (s->hash_ctx == NULL) {
-		if ((rc = replay_hash_ctx_new(&hc)) != DG_OK)
-			goto out;
-		s->hash_ctx = hc;
-	}
-	hc = s->hash_ctx;
 	if (!e->violation) {
-		rc = replay_hash2(hc->sha256_ctx, hc->sha256, e->template_data,
-		                  e->template_data_len, NULL, 0, template_sha256);
+		rc = replay_sha256(e->template_data, e->template_data_len, NULL, 0, template_sha256);
 		if (rc != DG_OK)
 			goto out;
 		sha1_event = e->template_hash;
 		sha256_event = template_sha256;
 	}
 	/* Compute both banks before touching the state: all or nothing. */
-	rc = replay_hash2(hc->sha1_ctx, hc->sha1, s->sha1[e->pcr], DG_SHA1_LEN, sha1_event,
-	                  DG_SHA1_LEN, sha1_pcr);
+	rc = replay_sha1(s->sha1[e->pcr], DG_SHA1_LEN, sha1_event, DG_SHA1_LEN, sha1_pcr);
 	if (rc != DG_OK)
 		goto out;
-	rc = replay_hash2(hc->sha256_ctx, hc->sha256, s->sha256[e->pcr], DG_SHA256_LEN,
-	                  sha256_event, DG_SHA256_LEN, sha256_pcr);
+	rc = replay_sha256(s->sha256[e->pcr], DG_SHA256_LEN, sha256_event, DG_SHA256_LEN,
+	                   sha256_pcr);
 	if (rc != DG_OK)
 		goto out;
 	memcpy(s->sha1[e->pcr], sha1_pcr, DG_SHA1_LEN);

@@ -19,6 +19,7 @@
 #include "driftgate/release.h"
 #include "driftgate/seal.h"
 #include "driftgate/tpmkey.h"
+#include "driftgate/workload.h"
 #include "policyset.h"
 #include "registry.h"
 #include "secrets.h"
@@ -247,9 +248,62 @@ quote_reason(int rv)
 	}
 }
 
+/* The manifest the agent sent with this round for a container, if any. */
+static const char *
+manifest_from_request(const char *container_id, size_t *len, void *arg)
+{
+	const struct dg_msg *req = arg;
+	for (size_t i = 0; i < req->n_manifests; i++) {
+		if (strcmp(req->manifests[i].name, container_id) == 0) {
+			*len = req->manifests[i].blob.len;
+			return (const char *)req->manifests[i].blob.data;
+		}
+	}
+	return NULL;
+}
+
+/* Appraise one entry: container events against the workloads, other files
+ * against the agent's baseline. Reasons go to drift. */
+static void
+appraise_entry(struct dg_verifier *v, const struct dg_agent_rec *a, const struct dg_policy *policy,
+               struct dg_containers *containers, const struct dg_msg *req,
+               const struct dg_log_entry *e, struct round *drift, struct round *errors)
+{
+	enum dg_event_kind kind;
+	char id[DG_CONTAINER_ID_MAX + 1];
+	const char *exec_path;
+	struct dg_reason why;
+	size_t n_workloads, n = 0;
+
+	if (dg_event_classify(e->path, &kind, id, &exec_path) != DG_OK) {
+		REASON(drift, "malformed-event", "%s", e->path);
+		return;
+	}
+	if (kind != DG_EVENT_NONE) {
+		const struct dg_workload *const *w = dg_policyset_workloads(v->policies, &n_workloads);
+		size_t room = DG_VERDICT_MAX_REASONS - drift->n;
+		if (dg_containers_appraise(containers, w, n_workloads, a->id, e, manifest_from_request,
+		                           (void *)req, drift->r + drift->n, room, &n) != DG_OK)
+			REASON(errors, "log-malformed", "container event %s cannot be appraised", e->path);
+		drift->n += n;
+		return;
+	}
+	if (policy == NULL) {
+		REASON(drift, "no-baseline", "%s measured, but no baseline applies to agent '%s'",
+		       e->path, a->id);
+		return;
+	}
+	if (dg_policy_appraise(policy, e, &why) != DG_OK) {
+		struct dg_reason *slot = round_add(drift);
+		if (slot != NULL)
+			*slot = why;
+	}
+}
+
 /* Replay and appraise the new entries onto work; drift reasons go to drift. */
 static void
-replay_new_entries(const struct dg_agent_rec *a, const struct dg_policy *policy,
+replay_new_entries(struct dg_verifier *v, const struct dg_agent_rec *a,
+                   const struct dg_policy *policy, struct dg_containers *containers,
                    const struct dg_msg *req, struct dg_replay *work, struct round *errors,
                    struct round *drift)
 {
@@ -268,12 +322,7 @@ replay_new_entries(const struct dg_agent_rec *a, const struct dg_policy *policy,
 		}
 		if ((rv = dg_replay_extend(work, &e)) != DG_OK)
 			break;
-		struct dg_reason why;
-		if (policy != NULL && dg_policy_appraise(policy, &e, &why) != DG_OK) {
-			struct dg_reason *slot = round_add(drift);
-			if (slot != NULL)
-				*slot = why;
-		}
+		appraise_entry(v, a, policy, containers, req, &e, drift, errors);
 	}
 	if (rv != DG_ERR_NOTFOUND && rv != DG_OK)
 		REASON(errors, "log-malformed", "entry %llu at byte offset %zu: %s",
@@ -281,32 +330,63 @@ replay_new_entries(const struct dg_agent_rec *a, const struct dg_policy *policy,
 	dg_log_reader_fini(&r);
 }
 
+/* Seal one secret to the round's bound key; skipped (and logged) if unavailable. */
+static void
+release_one(struct dg_verifier *v, const struct dg_agent_rec *a, const char *name,
+            const struct dg_msg *req, struct dg_msg *reply, const char **names)
+{
+	uint8_t secret[DG_SECRET_MAX], aad[DG_RELEASE_AAD_MAX], sealed[DG_SECRET_MAX + DG_SEAL_OVERHEAD];
+	size_t secret_len = 0, aad_len, sealed_len;
+	for (size_t i = 0; i < reply->n_sealed; i++)
+		if (strcmp(reply->sealed[i].name, name) == 0)
+			return; /* named by two policies: sealed once */
+	if (reply->n_sealed == DG_WIRE_MAX_SECRETS)
+		return;
+	struct dg_named_blob *s = &reply->sealed[reply->n_sealed];
+	int rv = dg_secret_read(v->cfg.secrets_dir, name, secret, &secret_len);
+	if (rv == DG_OK)
+		rv = dg_release_aad(a->id, name, req->nonce.data, aad, sizeof aad, &aad_len);
+	if (rv == DG_OK)
+		rv = dg_seal(req->bind_key.data, aad, aad_len, secret, secret_len, sealed, sizeof sealed,
+		             &sealed_len);
+	OPENSSL_cleanse(secret, sizeof secret);
+	if (rv == DG_OK)
+		rv = dg_bytes_set(&s->blob, sealed, sealed_len);
+	if (rv != DG_OK) {
+		fprintf(stderr, "driftgate-verifier: secret '%s' for %s not released: %s\n", name,
+		        a->id, dg_strerror(rv));
+		return;
+	}
+	snprintf(s->name, sizeof s->name, "%s", name);
+	names[reply->n_sealed++] = name;
+}
+
+/* The secrets of the agent's baseline and of every workload it may run. */
 static void
 release_secrets(struct dg_verifier *v, const struct dg_agent_rec *a, const struct dg_policy *p,
                 const struct dg_msg *req, struct dg_msg *reply, const char **names)
 {
-	uint8_t secret[DG_SECRET_MAX], aad[DG_RELEASE_AAD_MAX], sealed[DG_SECRET_MAX + DG_SEAL_OVERHEAD];
-	size_t secret_len = 0, aad_len, sealed_len;
-	for (size_t i = 0; i < dg_policy_secret_count(p) && reply->n_sealed < DG_WIRE_MAX_SECRETS; i++) {
-		const char *name = dg_policy_secret(p, i);
-		int rv = dg_secret_read(v->cfg.secrets_dir, name, secret, &secret_len);
-		if (rv == DG_OK)
-			rv = dg_release_aad(a->id, name, req->nonce.data, aad, sizeof aad, &aad_len);
-		if (rv == DG_OK)
-			rv = dg_seal(req->bind_key.data, aad, aad_len, secret, secret_len, sealed,
-			             sizeof sealed, &sealed_len);
-		OPENSSL_cleanse(secret, sizeof secret);
-		struct dg_named_blob *s = &reply->sealed[reply->n_sealed];
-		if (rv == DG_OK)
-			rv = dg_bytes_set(&s->blob, sealed, sealed_len);
-		if (rv != DG_OK) {
-			fprintf(stderr, "driftgate-verifier: secret '%s' for %s not released: %s\n", name,
-			        a->id, dg_strerror(rv));
+	size_t n_workloads;
+	const struct dg_workload *const *w = dg_policyset_workloads(v->policies, &n_workloads);
+	for (size_t i = 0; p != NULL && i < dg_policy_secret_count(p); i++)
+		release_one(v, a, dg_policy_secret(p, i), req, reply, names);
+	for (size_t i = 0; i < n_workloads; i++) {
+		if (!dg_workload_applies(w[i], a->id))
 			continue;
-		}
-		snprintf(s->name, sizeof s->name, "%s", name);
-		names[reply->n_sealed++] = name;
+		for (size_t j = 0; j < dg_workload_secret_count(w[i]); j++)
+			release_one(v, a, dg_workload_secret(w[i], j), req, reply, names);
 	}
+}
+
+static bool
+any_workload_applies(struct dg_verifier *v, const char *agent_id)
+{
+	size_t n;
+	const struct dg_workload *const *w = dg_policyset_workloads(v->policies, &n);
+	for (size_t i = 0; i < n; i++)
+		if (dg_workload_applies(w[i], agent_id))
+			return true;
+	return false;
 }
 
 static void
@@ -315,6 +395,7 @@ handle_attest(struct dg_verifier *v, const struct dg_msg *req, struct dg_msg *re
 	struct dg_agent_rec *a = dg_registry_find(v->agents, req->agent_id);
 	struct round errors = {0}, drift = {0};
 	struct dg_replay work;
+	struct dg_containers *containers = NULL;
 	struct dg_quote_clock clock;
 	uint8_t qualifying[DG_QUOTE_QUALIFYING_LEN], quote_digest[32];
 	const char *released[DG_WIRE_MAX_SECRETS];
@@ -357,13 +438,26 @@ handle_attest(struct dg_verifier *v, const struct dg_msg *req, struct dg_msg *re
 	reboot = a->have_clock && clock.reset_count > a->clock.reset_count;
 	if (!reboot)
 		dg_replay_copy(&work, &a->replay);
+	/* Container state moves with the replay: on a copy, kept only if proven. */
+	if ((reboot ? dg_containers_new(&containers)
+	            : dg_containers_clone(a->containers, &containers)) != DG_OK) {
+		REASON(&errors, "verifier-error", "out of memory");
+		goto verdict;
+	}
 	expected_from = work.entries;
 	if (req->log_from != expected_from) {
 		REASON(&errors, "log-gap", "agent sent entries from %llu, expected %llu",
 		       (unsigned long long)req->log_from, (unsigned long long)expected_from);
+		/* After a (signed) reboot the old position is void: the next nonce
+		 * asks for the new boot's log from entry 0. The clock is not
+		 * committed, so that round still counts as the reboot. */
+		if (reboot) {
+			dg_replay_fini(&a->replay);
+			dg_replay_init(&a->replay);
+		}
 		goto verdict;
 	}
-	replay_new_entries(a, policy, req, &work, &errors, &drift);
+	replay_new_entries(v, a, policy, containers, req, &work, &errors, &drift);
 	if (errors.n > 0)
 		goto verdict;
 
@@ -390,6 +484,9 @@ handle_attest(struct dg_verifier *v, const struct dg_msg *req, struct dg_msg *re
 	if (reboot)
 		a->n_drift = 0;
 	dg_replay_copy(&a->replay, &work);
+	dg_containers_free(a->containers);
+	a->containers = containers;
+	containers = NULL;
 	new_entries = work.entries - expected_from;
 	a->clock = clock;
 	a->have_clock = true;
@@ -398,15 +495,18 @@ handle_attest(struct dg_verifier *v, const struct dg_msg *req, struct dg_msg *re
 
 verdict:
 	dg_replay_fini(&work);
+	dg_containers_free(containers);
 	reply->type = DG_MSG_VERDICT;
 	for (size_t i = 0; i < errors.n; i++)
 		reply->reasons[reply->n_reasons++] = errors.r[i];
 	if (committed) {
 		for (size_t i = 0; i < a->n_drift && reply->n_reasons < DG_VERDICT_MAX_REASONS; i++)
 			reply->reasons[reply->n_reasons++] = a->drift[i];
-		if (policy == NULL && reply->n_reasons < DG_VERDICT_MAX_REASONS)
+		if (policy == NULL && !any_workload_applies(v, a->id) &&
+		    reply->n_reasons < DG_VERDICT_MAX_REASONS)
 			dg_reason_set(&reply->reasons[reply->n_reasons++], "no-baseline",
-			              "no baseline in %s applies to agent '%s'", v->cfg.policies_dir, a->id);
+			              "no baseline or workload in %s applies to agent '%s'",
+			              v->cfg.policies_dir, a->id);
 	}
 	reply->pass = committed && reply->n_reasons == 0;
 	if (reply->pass && req->want_secrets)

@@ -41,6 +41,9 @@ usage(FILE *f)
 	    "  replay FILE           replay an IMA measurement log (kernel binary or ascii\n"
 	    "                        format) and print 'pcr<N> <bank> <hex>' per PCR and bank\n"
 	    "  baseline PATH...      hash files and directories into a baseline on stdout\n"
+	    "  workload --output DIR --container NAME=BUNDLE...\n"
+	    "                        approve OCI bundles as one workload: writes\n"
+	    "                        DIR/NAME.workload and DIR/NAME.d/<container>.{record,manifest}\n"
 	    "\n"
 	    "Options for serve:\n"
 	    "  -c, --config FILE     read 'option = value' lines (long option names)\n"
@@ -56,11 +59,13 @@ usage(FILE *f)
 	    "Options for replay:\n"
 	    "  -f, --format FMT      binary or ascii (default: detected)\n"
 	    "\n"
-	    "Options for baseline:\n"
-	    "  -N, --name NAME       baseline name (required)\n"
+	    "Options for baseline and workload:\n"
+	    "  -N, --name NAME       baseline or workload name (required)\n"
 	    "  -A, --agent PATTERN   agent ids it applies to, fnmatch(3); repeatable (required)\n"
 	    "  -s, --secret NAME     a secret its agents may receive; repeatable\n"
-	    "  -x, --exclude REGEX   paths to leave unappraised (anchored); repeatable\n"
+	    "  -x, --exclude REGEX   (baseline) paths to leave unappraised (anchored); repeatable\n"
+	    "  -k, --container NAME=BUNDLE  (workload) an approved container; repeatable\n"
+	    "  -o, --output DIR      (workload) the policies directory to write into\n"
 	    "\n"
 	    "  -h, --help            show this help\n"
 	    "\n"
@@ -72,9 +77,10 @@ struct options {
 	struct dg_verifier_config cfg;
 	int format; /* -1: detect */
 	const char *name;
-	const char *agents[MAX_LIST], *secrets[MAX_LIST], *excludes[MAX_LIST];
-	size_t n_agents, n_secrets, n_excludes;
-	char *owned[3 * MAX_LIST]; /* values copied from a config file */
+	const char *agents[MAX_LIST], *secrets[MAX_LIST], *excludes[MAX_LIST], *containers[MAX_LIST];
+	size_t n_agents, n_secrets, n_excludes, n_containers;
+	const char *output;
+	char *owned[4 * MAX_LIST + 2]; /* values copied from a config file */
 	size_t n_owned;
 };
 
@@ -142,6 +148,16 @@ set_option(const char *key, const char *value, void *arg)
 		return push(o, o->secrets, &o->n_secrets, value);
 	if (strcmp(key, "exclude") == 0)
 		return push(o, o->excludes, &o->n_excludes, value);
+	if (strcmp(key, "container") == 0)
+		return strchr(value, '=') ? push(o, o->containers, &o->n_containers, value)
+		                          : DG_ERR_INVAL;
+	if (strcmp(key, "output") == 0) {
+		const char *one[1];
+		size_t n = 0;
+		int rv = push(o, one, &n, value);
+		o->output = rv == DG_OK ? one[0] : NULL;
+		return rv;
+	}
 	return DG_ERR_NOTFOUND;
 }
 
@@ -152,6 +168,7 @@ static const struct option long_options[] = {
 	{"format", required_argument, NULL, 'f'},  {"name", required_argument, NULL, 'N'},
 	{"agent", required_argument, NULL, 'A'},   {"secret", required_argument, NULL, 's'},
 	{"exclude", required_argument, NULL, 'x'}, {"help", no_argument, NULL, 'h'},
+	{"container", required_argument, NULL, 'k'}, {"output", required_argument, NULL, 'o'},
 	{NULL, 0, NULL, 0},
 };
 
@@ -278,6 +295,36 @@ cmd_baseline(struct options *o, char **roots, int n_roots)
 }
 
 static int
+cmd_workload(struct options *o)
+{
+	struct dg_baseline_container containers[MAX_LIST];
+	char names[MAX_LIST][128];
+	if (o->name == NULL || o->n_agents == 0 || o->n_containers == 0 || o->output == NULL) {
+		fprintf(stderr, "driftgate-verifier: workload needs --name, --agent, --container "
+		                "NAME=BUNDLE and --output DIR\n");
+		return EXIT_USAGE;
+	}
+	for (size_t i = 0; i < o->n_containers; i++) {
+		const char *eq = strchr(o->containers[i], '=');
+		size_t n = (size_t)(eq - o->containers[i]);
+		if (n == 0 || n >= sizeof names[i]) {
+			fprintf(stderr, "driftgate-verifier: bad --container '%s'\n", o->containers[i]);
+			return EXIT_USAGE;
+		}
+		memcpy(names[i], o->containers[i], n);
+		names[i][n] = '\0';
+		containers[i] = (struct dg_baseline_container){.name = names[i], .bundle = eq + 1};
+	}
+	struct dg_workload_spec spec = {
+		.name = o->name,
+		.agents = o->agents, .n_agents = o->n_agents,
+		.secrets = o->secrets, .n_secrets = o->n_secrets,
+		.containers = containers, .n_containers = o->n_containers,
+	};
+	return dg_baseline_generate_workload(&spec, o->output) == DG_OK ? EXIT_OK : EXIT_ERROR;
+}
+
+static int
 run(struct options *o, int argc, char **argv)
 {
 	char err[512];
@@ -296,7 +343,7 @@ run(struct options *o, int argc, char **argv)
 		return EXIT_USAGE;
 	}
 	optind = 2;
-	while ((c = getopt_long(argc, argv, "c:l:P:S:a:f:N:A:s:x:h", long_options, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "c:l:P:S:a:f:N:A:s:x:k:o:h", long_options, NULL)) != -1) {
 		const struct option *lo = NULL;
 		if (c == 'h') {
 			usage(stdout);
@@ -322,6 +369,8 @@ run(struct options *o, int argc, char **argv)
 		return cmd_replay(o, argv[optind]);
 	if (strcmp(cmd, "baseline") == 0)
 		return cmd_baseline(o, argv + optind, nargs);
+	if (strcmp(cmd, "workload") == 0 && nargs == 0)
+		return cmd_workload(o);
 	fprintf(stderr, "driftgate-verifier: unknown command or wrong arguments: '%s' "
 	                "(try --help)\n", cmd);
 	return EXIT_USAGE;

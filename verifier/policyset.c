@@ -14,13 +14,27 @@
 struct dg_policyset {
 	struct dg_policy **policies;
 	size_t count;
+	struct dg_workload **workloads;
+	size_t n_workloads;
 };
+
+static int
+has_suffix(const char *name, const char *suffix)
+{
+	size_t n = strlen(name), k = strlen(suffix);
+	return name[0] != '.' && n > k && strcmp(name + n - k, suffix) == 0;
+}
 
 static int
 is_baseline(const struct dirent *d)
 {
-	size_t n = strlen(d->d_name);
-	return d->d_name[0] != '.' && n > 9 && strcmp(d->d_name + n - 9, ".baseline") == 0;
+	return has_suffix(d->d_name, ".baseline");
+}
+
+static int
+is_workload(const struct dirent *d)
+{
+	return has_suffix(d->d_name, ".workload");
 }
 
 static int
@@ -62,6 +76,60 @@ out:
 	return rv;
 }
 
+/* NAME.workload and the NAME.d/ files of each container it lists. */
+static int
+load_workload(int dir_fd, const char *dir, const char *file, struct dg_workload **out,
+              char *err, size_t err_cap)
+{
+	char *text = NULL, *record = NULL, *manifest = NULL, why[400] = "";
+	char stem[256], path[600];
+	size_t len = 0, record_len = 0, manifest_len = 0;
+	struct dg_workload *w = NULL;
+	int rv;
+
+	snprintf(stem, sizeof stem, "%.*s", (int)(strlen(file) - strlen(".workload")), file);
+	if ((rv = read_text(dir_fd, file, &text, &len)) != DG_OK) {
+		snprintf(err, err_cap, "%s/%s: %s", dir, file, dg_strerror(rv));
+		goto out;
+	}
+	if ((rv = dg_workload_parse(text, len, &w, why, sizeof why)) != DG_OK) {
+		snprintf(err, err_cap, "%s/%s: %s", dir, file, why);
+		goto out;
+	}
+	for (size_t i = 0; i < dg_workload_container_count(w); i++) {
+		const char *name = dg_workload_container_name(w, i);
+		free(record);
+		free(manifest);
+		record = manifest = NULL;
+		snprintf(path, sizeof path, "%s.d/%s.record", stem, name);
+		if ((rv = read_text(dir_fd, path, &record, &record_len)) == DG_OK) {
+			snprintf(path, sizeof path, "%s.d/%s.manifest", stem, name);
+			rv = read_text(dir_fd, path, &manifest, &manifest_len);
+		}
+		if (rv != DG_OK) {
+			snprintf(err, err_cap, "%s/%s: %s", dir, path, dg_strerror(rv));
+			goto out;
+		}
+		if ((rv = dg_workload_set_container(w, name, record, record_len, manifest,
+		                                    manifest_len, why, sizeof why)) != DG_OK) {
+			snprintf(err, err_cap, "%s/%s.d/%s: %s", dir, stem, name, why);
+			goto out;
+		}
+	}
+	if ((rv = dg_workload_check_complete(w, why, sizeof why)) != DG_OK) {
+		snprintf(err, err_cap, "%s/%s: %s", dir, file, why);
+		goto out;
+	}
+	*out = w;
+	w = NULL;
+out:
+	dg_workload_free(w);
+	free(text);
+	free(record);
+	free(manifest);
+	return rv;
+}
+
 int
 dg_policyset_load(const char *dir, struct dg_policyset **out, char *err, size_t err_cap)
 {
@@ -94,6 +162,23 @@ dg_policyset_load(const char *dir, struct dg_policyset **out, char *err, size_t 
 		}
 		s->count++;
 	}
+	for (int i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
+	names = NULL;
+	n = 0;
+	if (rv == DG_OK && (n = scandir(dir, &names, is_workload, alphasort)) < 0) {
+		snprintf(err, err_cap, "%s: %s", dir, strerror(errno));
+		rv = DG_ERR_IO;
+	}
+	if (rv == DG_OK && n > 0 && (s->workloads = calloc((size_t)n, sizeof *s->workloads)) == NULL)
+		rv = DG_ERR_NOMEM;
+	for (int i = 0; i < n && rv == DG_OK; i++) {
+		rv = load_workload(dir_fd, dir, names[i]->d_name, &s->workloads[s->n_workloads], err,
+		                   err_cap);
+		if (rv == DG_OK)
+			s->n_workloads++;
+	}
 out:
 	for (int i = 0; i < n; i++)
 		free(names[i]);
@@ -116,6 +201,9 @@ dg_policyset_free(struct dg_policyset *s)
 	for (size_t i = 0; i < s->count; i++)
 		dg_policy_free(s->policies[i]);
 	free(s->policies);
+	for (size_t i = 0; i < s->n_workloads; i++)
+		dg_workload_free(s->workloads[i]);
+	free(s->workloads);
 	free(s);
 }
 
@@ -132,4 +220,11 @@ dg_policyset_for_agent(const struct dg_policyset *s, const char *id)
 		if (dg_policy_applies(s->policies[i], id))
 			return s->policies[i];
 	return NULL;
+}
+
+const struct dg_workload *const *
+dg_policyset_workloads(const struct dg_policyset *s, size_t *n)
+{
+	*n = s->n_workloads;
+	return (const struct dg_workload *const *)s->workloads;
 }

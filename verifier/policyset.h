@@ -1,20 +1,28 @@
-/* The baselines in force: every *.baseline file of the policies directory. */
+/*
+ * The policies in force, from one directory:
+ *   *.baseline            file baselines (policy.h)
+ *   NAME.workload         workloads (workload.h), each with NAME.d/<container>.record
+ *                         and NAME.d/<container>.manifest beside it
+ */
 #ifndef DRIFTGATE_VERIFIER_POLICYSET_H
 #define DRIFTGATE_VERIFIER_POLICYSET_H
 
 #include <stddef.h>
 
 #include "driftgate/policy.h"
+#include "driftgate/workload.h"
 
 struct dg_policyset;
 
-/* Load every *.baseline in dir (sorted by file name). Any bad file fails the
- * whole load with "file: line N: ..." in err: a half-loaded policy set could
- * wrongly pass or fail agents. */
+/* Load every baseline and workload in dir (sorted by file name). Any bad file
+ * fails the whole load with "file: line N: ..." in err: a half-loaded policy
+ * set could wrongly pass or fail agents. */
 int dg_policyset_load(const char *dir, struct dg_policyset **out, char *err, size_t err_cap);
 void dg_policyset_free(struct dg_policyset *s);
 size_t dg_policyset_count(const struct dg_policyset *s);
 /* The first baseline (in file-name order) whose agent patterns match id. */
 const struct dg_policy *dg_policyset_for_agent(const struct dg_policyset *s, const char *id);
+/* All workloads, for appraisal of container events. */
+const struct dg_workload *const *dg_policyset_workloads(const struct dg_policyset *s, size_t *n);
 
 #endif

@@ -48,6 +48,7 @@ dg_registry_free(struct dg_registry *r)
 			continue;
 		EVP_PKEY_free(a->ak);
 		dg_replay_fini(&a->replay);
+		dg_containers_free(a->containers);
 		OPENSSL_cleanse(a, sizeof *a);
 		free(a);
 	}
@@ -103,6 +104,10 @@ dg_registry_add(struct dg_registry *r, const char *id, struct dg_agent_rec **out
 	struct dg_agent_rec *a = calloc(1, sizeof *a);
 	if (a == NULL)
 		return DG_ERR_NOMEM;
+	if ((rv = dg_containers_new(&a->containers)) != DG_OK) {
+		free(a);
+		return rv;
+	}
 	memcpy(a->id, id, strlen(id) + 1);
 	dg_replay_init(&a->replay);
 	r->slots[slot_of(r, id)] = a;

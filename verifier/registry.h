@@ -18,6 +18,7 @@
 #include "driftgate/tpmkey.h"
 #include "driftgate/verdict.h"
 #include "driftgate/wire.h"
+#include "driftgate/workload.h"
 
 #define DG_REGISTRY_MAX_AGENTS 100000
 
@@ -38,6 +39,7 @@ struct dg_agent_rec {
 	struct dg_replay replay;       /* PCR values after the accepted entries */
 	bool have_clock;
 	struct dg_quote_clock clock;
+	struct dg_containers *containers; /* announced by the accepted log */
 	size_t n_drift;                /* sticky until the agent's next boot */
 	struct dg_reason drift[DG_VERDICT_MAX_REASONS];
 };

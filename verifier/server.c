@@ -46,8 +46,17 @@ dg_server_run(struct dg_verifier *v, const char *url, volatile sig_atomic_t *sto
 		} else {
 			dg_verifier_handle(v, &req, &reply);
 		}
-		if ((rv = dg_transport_send(s, &reply)) != DG_OK)
+		if ((rv = dg_transport_send(s, &reply)) != DG_OK) {
+			/* Never leave the peer waiting out its timeout: say why. */
 			fprintf(stderr, "driftgate-verifier: reply failed: %s\n", dg_strerror(rv));
+			int why = rv;
+			dg_msg_clear(&reply);
+			reply.type = DG_MSG_ERROR;
+			reply.code = (uint32_t)why;
+			snprintf(reply.message, sizeof reply.message, "verifier cannot send its reply: %s",
+			         dg_strerror(why));
+			(void)dg_transport_send(s, &reply);
+		}
 		dg_msg_clear(&req);
 		dg_msg_clear(&reply);
 	}

@@ -128,9 +128,20 @@ tu_swtpm_spawn(const char *dir, int port)
 int
 tu_swtpm_start(const char *dir, int *port, pid_t *pid)
 {
+	/* Seeded per call, not per second: two swtpms started by one process in
+	 * the same second must not pick the same ports. */
 	unsigned int seed = (unsigned int)getpid() ^ (unsigned int)time(NULL);
+	int urandom = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+	if (urandom >= 0) {
+		if (read(urandom, &seed, sizeof seed) != (ssize_t)sizeof seed)
+			seed ^= (unsigned int)clock();
+		close(urandom);
+	}
 	for (int attempt = 0; attempt < 20; attempt++) {
 		int p = 20000 + 2 * (rand_r(&seed) % 20000);
+		/* A port someone already answers on would fool the readiness check. */
+		if (tu_port_accepts(p) || tu_port_accepts(p + 1))
+			continue;
 		pid_t child = tu_swtpm_spawn(dir, p);
 		if (child < 0)
 			return -1;

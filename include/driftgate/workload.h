@@ -1,0 +1,115 @@
+/*
+ * Workloads: which containers may run together, each with its approved
+ * record (container.h) and rootfs manifest (manifest.h), and the appraisal of
+ * the container events in an agent's log against them.
+ *
+ * Container events are ordinary log entries with reserved names:
+ *   dg:container:<id>          ima-buf, buffer = canonical container record
+ *   dg:rootfs:<id>             ima-ng, digest = SHA-256 of the manifest text
+ *   dg:exec:<id>:<path>        ima-ng, digest = SHA-256 of the exec'd file;
+ *                              <path> as seen inside the container, or
+ *                              "volume:<host path>" for a file outside its rootfs
+ * <id> is the runtime's container id ([A-Za-z0-9_.+-]{1,128}).
+ *
+ * A workload file (policies/<name>.workload):
+ *   driftgate-workload 1
+ *   name <workload>            matches the record's "workload" field
+ *   agent <fnmatch pattern>    agents that may run it; one or more
+ *   container <name>           one line per container allowed in the workload
+ *   secret <name>              secrets for the workload (issue 4)
+ * and for each container the files <name>.d/<container>.record and
+ * <name>.d/<container>.manifest beside it (made by the baseline generator from
+ * the approved bundle). Pure logic: the caller reads the files.
+ */
+#ifndef DRIFTGATE_WORKLOAD_H
+#define DRIFTGATE_WORKLOAD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "driftgate/log.h"
+#include "driftgate/verdict.h"
+
+/* Every name starting with "dg:" is reserved: one that is none of the three
+ * events below is malformed. */
+#define DG_EVENT_RESERVED "dg:"
+#define DG_EVENT_CONTAINER "dg:container:"
+#define DG_EVENT_ROOTFS "dg:rootfs:"
+#define DG_EVENT_EXEC "dg:exec:"
+#define DG_CONTAINER_ID_MAX 128
+
+enum dg_event_kind { DG_EVENT_NONE = 0, DG_EVENT_KIND_CONTAINER, DG_EVENT_KIND_ROOTFS,
+                     DG_EVENT_KIND_EXEC };
+
+/* Classify a log entry path. For container events, id receives the container
+ * id and *exec_path (exec only) points into path. DG_EVENT_NONE for ordinary
+ * file entries; DG_ERR_FORMAT (returned) for a malformed reserved name. */
+int dg_event_classify(const char *path, enum dg_event_kind *kind,
+                      char id[DG_CONTAINER_ID_MAX + 1], const char **exec_path);
+
+struct dg_workload;
+
+/* Lines, errors ("line N: ...") and *out as in dg_policy_parse; at most 1 MiB
+ * of text and 256 containers, container names unique. */
+int dg_workload_parse(const char *text, size_t len, struct dg_workload **out, char *err,
+                      size_t err_cap);
+/* Attach a container's approved record and manifest (texts as the generator
+ * wrote them). DG_ERR_NOTFOUND if the workload file does not list name. */
+int dg_workload_set_container(struct dg_workload *w, const char *name, const char *record,
+                              size_t record_len, const char *manifest, size_t manifest_len,
+                              char *err, size_t err_cap);
+/* DG_ERR_STATE naming the first listed container that has no record/manifest. */
+int dg_workload_check_complete(const struct dg_workload *w, char *err, size_t err_cap);
+void dg_workload_free(struct dg_workload *w);
+const char *dg_workload_name(const struct dg_workload *w);
+bool dg_workload_applies(const struct dg_workload *w, const char *agent_id);
+size_t dg_workload_container_count(const struct dg_workload *w);
+const char *dg_workload_container_name(const struct dg_workload *w, size_t i);
+size_t dg_workload_secret_count(const struct dg_workload *w);
+const char *dg_workload_secret(const struct dg_workload *w, size_t i);
+
+/*
+ * Per-agent appraisal state: the containers its log has announced (id ->
+ * workload, container name, observed record and manifest). The verifier keeps
+ * one per agent, clones it before a round and keeps the clone only if the
+ * round's quote proves the log.
+ */
+struct dg_containers;
+
+int dg_containers_new(struct dg_containers **out);
+int dg_containers_clone(const struct dg_containers *src, struct dg_containers **out);
+void dg_containers_free(struct dg_containers *s);
+
+/* How appraisal gets the manifest text the agent sent for a container id
+ * (NULL if it sent none). */
+typedef const char *(*dg_manifest_source_fn)(const char *container_id, size_t *len, void *arg);
+
+/*
+ * Appraise one container event (entries of kind DG_EVENT_NONE are not for this
+ * function). Appends reasons (at most max - *n) and may register state:
+ *   container: record parsed; its workload must apply to agent_id and list its
+ *     name ("unexpected-container": an injected sidecar or unknown workload);
+ *     differences to the approved record -> "spec-changed" reasons;
+ *   rootfs: the digest must equal the approved manifest's; if not, the agent's
+ *     manifest (checked against the logged digest) gives "file-added",
+ *     "file-removed", "file-changed" reasons, else one "rootfs-changed";
+ *   exec: the container must be known ("unknown-container"); (path, digest)
+ *     must be in the approved manifest; else "exec-moved" (the digest is
+ *     approved at another path), "exec-volume" (from outside the rootfs) or
+ *     "exec-unknown" (details name the container, path and digest).
+ * A second container or rootfs event for one id gives "container-reused"; a
+ * rootfs event for an id never announced gives "unknown-container". Events of
+ * a container that failed its creation appraisal are appraised all the same.
+ * Returns DG_OK (reasons may have been added) or, changing nothing: DG_ERR_FORMAT
+ * for a malformed event (name, template, hash, a record that does not parse
+ * or hash to the entry's digest), DG_ERR_INVAL for a DG_EVENT_NONE entry,
+ * DG_ERR_TOOBIG past 4096 containers.
+ */
+int dg_containers_appraise(struct dg_containers *s, const struct dg_workload *const *workloads,
+                           size_t n_workloads, const char *agent_id,
+                           const struct dg_log_entry *e, dg_manifest_source_fn manifests,
+                           void *manifests_arg, struct dg_reason *reasons, size_t max,
+                           size_t *n);
+
+#endif
