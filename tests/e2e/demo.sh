@@ -1,51 +1,79 @@
 #!/usr/bin/env bash
-# The end-to-end demo: a swtpm-backed agent and verifier, an approved set of
-# files, a secret released; then an unapproved file is measured, the next
-# attestation fails with a precise reason, and the secret is withheld.
-# Exits 0 only if all of that happened.
+# The end-to-end demo: a swtpm-backed agent and verifier and a real runc
+# container. The approved container runs and receives its secret; then a
+# binary that is not in the approved image is written into it and run, the
+# attestation that follows fails with a precise reason, and the secret is
+# withheld. Exits 0 only if all of that happened. Needs root (runc, fanotify).
 set -u
 . "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/lib_runc.sh"
+if [ "$(id -u)" -ne 0 ]; then
+	echo "The demo runs a real container and watches its execs: run it as root (sudo)." >&2
+	exit 2
+fi
 dg_workdir
-
 say() { printf '\n== %s\n' "$*"; }
 
 say "Starting a software TPM (swtpm)"
 dg_swtpm_start tpm
 echo "TPM reachable as $TCTI"
 
-say "Approving a workload: the files under app/ and the secret db-password"
-mkdir -p "$DG_WORK/app/bin" "$DG_WORK/policies" "$DG_WORK/secrets"
+say "Approving a workload: container 'web' (busybox image) may receive the secret api-token"
+CTR="$DG_WORK/containers"
+dg_runc_tmpfs "$CTR" || dg_fail "tmpfs for the container rootfs"
+mkdir -p "$DG_WORK/policies" "$DG_WORK/secrets"
 chmod 700 "$DG_WORK/secrets"
-cp /bin/true "$DG_WORK/app/bin/server"
-printf '#!/bin/sh\necho healthy\n' > "$DG_WORK/app/bin/healthcheck"
-printf 'listen=8080\n' > "$DG_WORK/app/config"
-"$DG_VERIFIER" baseline --name demo --agent demo-node --secret db-password \
-	"$DG_WORK/app" > "$DG_WORK/policies/demo.baseline" || dg_fail "baseline generation"
-sed 's/^/  /' "$DG_WORK/policies/demo.baseline"
-secret="s3cr3t-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')"
-( umask 077; printf '%s' "$secret" > "$DG_WORK/secrets/db-password" )
+AGENT_CTL="ipc://$DG_WORK/agent.sock"
+export DG_WORKLOAD=shop DG_CONTAINER=web DG_IMAGE_REF=registry.example/shop/web:1.4 \
+	DG_IMAGE_DIGEST=sha256:4b1c0e7f3a5d2c9e8f6a1b0c3d5e7f9a2b4c6d8e0f1a3b5c7d9e1f2a4b6c8d0e \
+	DG_RUNC_ENV="API_URL=https://api.internal/v1" \
+	DG_RUNC_HOOK_CREATE_RUNTIME="$DG_AGENT hook --control $AGENT_CTL" \
+	DG_RUNC_HOOK_POSTSTOP="$DG_AGENT hook --control $AGENT_CTL"
+dg_runc_bundle "$CTR/web" /bin/sh -c 'while true; do sleep 1; done' || dg_fail "bundle"
+"$DG_VERIFIER" workload --name shop --agent 'node-*' --secret api-token \
+	--container "web=$CTR/web" --output "$DG_WORK/policies" || dg_fail "workload approval"
+sed 's/^/  /' "$DG_WORK/policies/shop.workload"
+echo "  (approved record: $(wc -l < "$DG_WORK/policies/shop.d/web.record") lines, rootfs manifest: $(wc -l < "$DG_WORK/policies/shop.d/web.manifest") files)"
+secret="tok-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')"
+( umask 077; printf '%s' "$secret" > "$DG_WORK/secrets/api-token" )
 
 say "Starting driftgate-verifier"
 dg_verifier_start
 echo "verifier listening on $VERIFIER_URL"
 
-say "Starting driftgate-agent: enroll (EK/AK, credential activation), measure app/, attest"
-dg_agent_start demo-node --measure "$DG_WORK/app" --interval 2
+say "Starting driftgate-agent: enrolls (EK/AK, credential activation) and attests"
+"$DG_AGENT" run --agent-id node-1 --tcti "$TCTI" --verifier "$VERIFIER_URL" \
+	--control "$AGENT_CTL" --state-dir "$DG_WORK/agent" --interval 5 \
+	>>"$DG_WORK/agent.log" 2>&1 &
+AGENT_PID=$!
+DG_PIDS+=("$AGENT_PID")
 dg_wait_verdict pass
 dg_agent_ctl status
-got=$(dg_agent_ctl secret db-password) || dg_fail "approved agent did not receive its secret"
-[ "$got" = "$secret" ] || dg_fail "released secret differs from the one on the verifier"
-echo "secret db-password released to the agent (${#got} bytes, matches the verifier's copy)"
 
-say "Drift: a binary that is not in the baseline appears and is measured"
-cp /bin/echo "$DG_WORK/app/bin/miner"
-out=$(dg_agent_ctl measure "$DG_WORK/app/bin/miner"); rc=$?
+say "Running the approved container with runc (its hook has the agent measure it first)"
+dg_runc_run_bg web "$CTR/web" || { cat "$DG_WORK/runc-web.err" >&2; dg_fail "runc run"; }
+dg_runc exec web /bin/true || dg_fail "exec in the container"
+dg_agent_ctl attest || dg_fail "the approved container should attest"
+got=$(dg_agent_ctl secret api-token) || dg_fail "the approved workload did not receive its secret"
+[ "$got" = "$secret" ] || dg_fail "released secret differs from the one on the verifier"
+echo "secret api-token released (${#got} bytes, matches the verifier's copy)"
+echo "the agent's log now holds:"
+"$DG_AGENT" log --state-dir "$DG_WORK/agent" | awk '{print "  " substr($4, 1, 23) "...  " $5}'
+
+say "Drift: a binary that is not in the approved image is written into the container and run"
+printf '#!/bin/sh\necho "exfiltrating $API_URL"\n' > "$CTR/web/rootfs/tmp/helper"
+chmod +x "$CTR/web/rootfs/tmp/helper"
+dg_runc exec web /tmp/helper
+for _ in $(seq 1 50); do
+	out=$(dg_agent_ctl status 2>/dev/null)
+	case "$out" in *"last verdict fail"*) break ;; esac
+	sleep 0.1
+done
 echo "$out"
-[ "$rc" -eq 3 ] || dg_fail "measuring an unapproved binary should fail attestation (exit 3), got $rc"
-case "$out" in *"unknown-file"*"app/bin/miner"*) ;; *) dg_fail "verdict does not name the file: $out" ;; esac
+case "$out" in *"exec-unknown"*"/tmp/helper"*) ;; *) dg_fail "the verdict does not name the unapproved exec" ;; esac
 
 say "The secret is now withheld"
-if dg_agent_ctl secret db-password >/dev/null 2>"$DG_WORK/secret.err"; then
+if dg_agent_ctl secret api-token >/dev/null 2>"$DG_WORK/secret.err"; then
 	dg_fail "secret still available after drift"
 fi
 cat "$DG_WORK/secret.err"
@@ -53,7 +81,9 @@ cat "$DG_WORK/secret.err"
 say "Audit trail (JSON lines)"
 cat "$DG_WORK/audit.jsonl"
 grep -q '"verdict":"pass"' "$DG_WORK/audit.jsonl" || dg_fail "no passing verdict in the audit log"
-grep -q '"code":"unknown-file"' "$DG_WORK/audit.jsonl" || dg_fail "no unknown-file verdict in the audit log"
-grep -qF "$secret" "$DG_WORK/audit.jsonl" "$DG_WORK"/*.log && dg_fail "the secret value leaked into a log"
+grep -q '"code":"exec-unknown"' "$DG_WORK/audit.jsonl" || dg_fail "no exec-unknown verdict in the audit log"
+if grep -qF "$secret" "$DG_WORK/audit.jsonl" "$DG_WORK"/*.log; then
+	dg_fail "the secret value leaked into a log"
+fi
 
-say "Demo complete: approved state released the secret; drift was detected and the secret withheld"
+say "Demo complete: the approved container received its secret; drift was detected and the secret withheld"
