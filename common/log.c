@@ -8,8 +8,8 @@
 #include "driftgate/log.h"
 
 #include "driftgate/err.h"
+#include "driftgate/hash.h"
 
-#include <openssl/evp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -50,11 +50,6 @@ static const char *const log_template_names[] = {
 
 #define LOG_TEMPLATE_COUNT (sizeof log_template_names / sizeof log_template_names[0])
 
-/* Reader-private state behind r->hash_ctx. */
-struct log_hash_ctx {
-	EVP_MD *sha1;
-	EVP_MD_CTX *ctx;
-};
 
 static uint32_t
 log_get_u32(const uint8_t *p)
@@ -126,54 +121,30 @@ int
 dg_log_reader_init(struct dg_log_reader *r, const uint8_t *buf, size_t len,
                    enum dg_log_format format)
 {
-	struct log_hash_ctx *hc = NULL;
 	int rc = DG_ERR_INVAL;
 
 	memset(r, 0, sizeof *r);
 	if ((buf == NULL && len != 0) ||
 	    (format != DG_LOG_FORMAT_BINARY && format != DG_LOG_FORMAT_ASCII))
 		goto out;
-	rc = DG_ERR_NOMEM;
-	if ((hc = calloc(1, sizeof *hc)) == NULL)
-		goto out;
 	if (format == DG_LOG_FORMAT_ASCII) {
+		rc = DG_ERR_NOMEM;
 		if ((r->scratch = malloc(DG_LOG_MAX_TEMPLATE_DATA)) == NULL)
 			goto out;
 		r->scratch_cap = DG_LOG_MAX_TEMPLATE_DATA;
 	}
-	if ((hc->ctx = EVP_MD_CTX_new()) == NULL)
-		goto out;
-	rc = DG_ERR_CRYPTO;
-	if ((hc->sha1 = EVP_MD_fetch(NULL, "SHA1", NULL)) == NULL)
-		goto out;
 	r->buf = buf;
 	r->len = len;
 	r->format = format;
-	r->hash_ctx = hc;
-	hc = NULL;
+	r->ready = true;
 	rc = DG_OK;
 out:
-	if (hc != NULL) {
-		EVP_MD_CTX_free(hc->ctx);
-		EVP_MD_free(hc->sha1);
-		free(hc);
-		free(r->scratch);
-		r->scratch = NULL;
-		r->scratch_cap = 0;
-	}
 	return rc;
 }
 
 void
 dg_log_reader_fini(struct dg_log_reader *r)
 {
-	struct log_hash_ctx *hc = r->hash_ctx;
-
-	if (hc != NULL) {
-		EVP_MD_CTX_free(hc->ctx);
-		EVP_MD_free(hc->sha1);
-		free(hc);
-	}
 	free(r->scratch);
 	memset(r, 0, sizeof *r);
 }
@@ -258,11 +229,10 @@ out:
  * hash (already in e->template_hash) against it.
  */
 static int
-log_finish_entry(struct dg_log_reader *r, enum dg_log_template t, const uint8_t *data,
-                 size_t len, struct dg_log_entry *e)
+log_finish_entry(enum dg_log_template t, const uint8_t *data, size_t len,
+                 struct dg_log_entry *e)
 {
 	static const uint8_t zero[DG_SHA1_LEN];
-	struct log_hash_ctx *hc = r->hash_ctx;
 	uint8_t computed[DG_SHA1_LEN];
 	int rc;
 
@@ -274,10 +244,7 @@ log_finish_entry(struct dg_log_reader *r, enum dg_log_template t, const uint8_t 
 	e->violation = memcmp(e->template_hash, zero, DG_SHA1_LEN) == 0;
 	if (e->violation)
 		goto out;
-	rc = DG_ERR_CRYPTO;
-	if (EVP_DigestInit_ex2(hc->ctx, hc->sha1, NULL) != 1 ||
-	    EVP_DigestUpdate(hc->ctx, data, len) != 1 ||
-	    EVP_DigestFinal_ex(hc->ctx, computed, NULL) != 1)
+	if ((rc = dg_hash_sha1(data, len, NULL, 0, computed)) != DG_OK)
 		goto out;
 	rc = memcmp(computed, e->template_hash, DG_SHA1_LEN) == 0 ? DG_OK : DG_ERR_FORMAT;
 out:
@@ -327,7 +294,7 @@ log_next_binary(struct dg_log_reader *r, struct dg_log_entry *e, size_t *consume
 	rc = DG_ERR_TRUNCATED;
 	if (data_len > rem)
 		goto out;
-	if ((rc = log_finish_entry(r, t, p, data_len, e)) != DG_OK)
+	if ((rc = log_finish_entry(t, p, data_len, e)) != DG_OK)
 		goto out;
 	*consumed = LOG_ENTRY_HEAD_LEN + name_len + LOG_U32_LEN + data_len;
 out:
@@ -479,7 +446,7 @@ log_next_ascii(struct dg_log_reader *r, struct dg_log_entry *e, size_t *consumed
 			goto out;
 		w += extra_hex_len / 2;
 	}
-	rc = log_finish_entry(r, t, r->scratch, (size_t)(w - r->scratch), e);
+	rc = log_finish_entry(t, r->scratch, (size_t)(w - r->scratch), e);
 	if (rc != DG_OK)
 		goto out;
 	*consumed = (size_t)(nl + 1 - line);
@@ -494,7 +461,7 @@ dg_log_next(struct dg_log_reader *r, struct dg_log_entry *e)
 	size_t consumed = 0;
 	int rc = DG_ERR_INVAL;
 
-	if (r->hash_ctx == NULL)
+	if (!r->ready)
 		goto out;
 	rc = DG_ERR_NOTFOUND;
 	if (r->off >= r->len)
@@ -577,8 +544,7 @@ dg_log_encode(uint32_t pcr, enum dg_log_template template_id, const char *hash_a
 		if (extra_len != 0)
 			memcpy(w, extra, extra_len);
 	}
-	rc = DG_ERR_CRYPTO;
-	if (EVP_Q_digest(NULL, "SHA1", NULL, data, data_len, hash_slot, NULL) != 1)
+	if ((rc = dg_hash_sha1(data, data_len, NULL, 0, hash_slot)) != DG_OK)
 		goto out;
 	*out_len = total;
 	rc = DG_OK;

@@ -27,6 +27,7 @@ enum field {
 	F_AGENT_ID,
 	F_EK_PUB,
 	F_AK_PUB,
+	F_EK_CERT,
 	F_PCR,
 	F_ID_OBJECT,
 	F_ENC_SECRET,
@@ -79,6 +80,7 @@ static const struct field_spec field_specs[F__COUNT] = {
 	[F_AGENT_ID] = {"agent_id", K_AGENT_ID, offsetof(struct dg_msg, agent_id), DG_WIRE_MAX_AGENT_ID},
 	[F_EK_PUB] = {"ek_pub", K_BYTES, offsetof(struct dg_msg, ek_pub), DG_WIRE_MAX_KEY},
 	[F_AK_PUB] = {"ak_pub", K_BYTES, offsetof(struct dg_msg, ak_pub), DG_WIRE_MAX_KEY},
+	[F_EK_CERT] = {"ek_cert", K_BYTES, offsetof(struct dg_msg, ek_cert), DG_WIRE_MAX_EK_CERT},
 	[F_PCR] = {"pcr", K_U32, offsetof(struct dg_msg, pcr), 0},
 	[F_ID_OBJECT] = {"id_object", K_BYTES, offsetof(struct dg_msg, id_object), DG_WIRE_MAX_BLOB},
 	[F_ENC_SECRET] = {"enc_secret", K_BYTES, offsetof(struct dg_msg, enc_secret), DG_WIRE_MAX_BLOB},
@@ -130,7 +132,7 @@ struct type_spec {
 
 static const struct type_spec type_specs[] = {
 	[DG_MSG_ENROLL_REQ] = {"ENROLL_REQ",
-		BIT(F_AGENT_ID) | BIT(F_EK_PUB) | BIT(F_AK_PUB) | BIT(F_PCR), 0},
+		BIT(F_AGENT_ID) | BIT(F_EK_PUB) | BIT(F_AK_PUB) | BIT(F_PCR), BIT(F_EK_CERT)},
 	[DG_MSG_ENROLL_CHALLENGE] = {"ENROLL_CHALLENGE", BIT(F_ID_OBJECT) | BIT(F_ENC_SECRET), 0},
 	[DG_MSG_ENROLL_ACTIVATE] = {"ENROLL_ACTIVATE", BIT(F_AGENT_ID) | BIT(F_CREDENTIAL), 0},
 	[DG_MSG_ENROLL_DONE] = {"ENROLL_DONE", 0, 0},
@@ -306,7 +308,7 @@ check_field(const struct dg_msg *m, enum field f)
 }
 
 /* Fields the encoder emits: required ones, sealed only with a pass, and
- * manifests only when there are some. */
+ * manifests and ek_cert only when there are some. */
 static unsigned
 fields_to_emit(const struct dg_msg *m, const struct type_spec *ts)
 {
@@ -315,6 +317,8 @@ fields_to_emit(const struct dg_msg *m, const struct type_spec *ts)
 		mask |= BIT(F_SEALED);
 	if ((ts->optional & BIT(F_MANIFESTS)) && m->n_manifests > 0)
 		mask |= BIT(F_MANIFESTS);
+	if ((ts->optional & BIT(F_EK_CERT)) && m->ek_cert.len > 0)
+		mask |= BIT(F_EK_CERT);
 	return mask;
 }
 
@@ -849,6 +853,12 @@ dg_wire_decode(const uint8_t *buf, size_t len, struct dg_msg *m)
 		goto out;
 	}
 	if ((seen & BIT(F_SEALED)) && !m->pass) {
+		rc = DG_ERR_FORMAT;
+		goto out;
+	}
+	/* The encoder omits an absent certificate; an empty one is not a
+	 * certificate, and accepting it would give one message two encodings. */
+	if ((seen & BIT(F_EK_CERT)) && m->ek_cert.len == 0) {
 		rc = DG_ERR_FORMAT;
 		goto out;
 	}

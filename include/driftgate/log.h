@@ -66,7 +66,7 @@ struct dg_log_reader {
 	enum dg_log_format format;
 	uint8_t *scratch;        /* ascii only: rebuilt template data, owned */
 	size_t scratch_cap;
-	void *hash_ctx;          /* private: prefetched sha1 for the hash check */
+	bool ready;              /* set by dg_log_reader_init */
 };
 
 /* Guess the format from the first bytes: ascii if it starts with a decimal
@@ -112,7 +112,6 @@ struct dg_replay {
 	uint8_t sha256[DG_LOG_MAX_PCR][DG_SHA256_LEN];
 	uint32_t used; /* bit i set when PCR i was extended */
 	uint64_t entries;
-	void *hash_ctx; /* private: prefetched digests, created lazily */
 };
 
 void dg_replay_init(struct dg_replay *s);

@@ -6,7 +6,9 @@
  * TPM structures travel as Tss2_MU-marshaled byte strings.
  *
  *   type              fields (all required unless marked optional)
- *   ENROLL_REQ        agent_id, ek_pub, ak_pub, pcr
+ *   ENROLL_REQ        agent_id, ek_pub, ak_pub, pcr, ek_cert (optional: the DER EK
+ *                     certificate from the TPM's NV index; omitted, never empty,
+ *                     when the TPM has none)
  *   ENROLL_CHALLENGE  id_object, enc_secret
  *   ENROLL_ACTIVATE   agent_id, credential
  *   ENROLL_DONE       (none)
@@ -30,6 +32,7 @@
 #define DG_WIRE_MAX_MSG (64u * 1024 * 1024)  /* whole message */
 #define DG_WIRE_MAX_AGENT_ID 64
 #define DG_WIRE_MAX_KEY 1024                 /* TPM2B_PUBLIC */
+#define DG_WIRE_MAX_EK_CERT 4096             /* DER EK certificate (real ones: 1-2 KiB) */
 #define DG_WIRE_MAX_BLOB 1024                /* id_object, enc_secret, attest, signature */
 #define DG_WIRE_MAX_LOG (48u * 1024 * 1024)  /* log bytes in one ATTEST */
 #define DG_WIRE_MAX_SECRET_NAME 64
@@ -68,6 +71,7 @@ struct dg_msg {
 	enum dg_msg_type type;
 	char agent_id[DG_WIRE_MAX_AGENT_ID + 1];
 	struct dg_bytes ek_pub, ak_pub;
+	struct dg_bytes ek_cert;                     /* ENROLL_REQ, optional */
 	struct dg_bytes id_object, enc_secret, credential;
 	struct dg_bytes nonce;
 	struct dg_bytes attest, signature, bind_key;
