@@ -20,11 +20,21 @@
  *                               bare RSA-2048 PKCS#1 v1.5 SHA-256 verify
  *   log-append-extend           the agent's durable append + PCR extend vs
  *                               tpm2_pcrextend run per measurement
+ *   rootfs-manifest-vs-sha256sum
+ *                               dg_manifest_build (what the OCI hook runs on a
+ *                               container's rootfs) over a large real tree
+ *                               ($DG_BENCH_ROOTFS, default
+ *                               /usr/lib/x86_64-linux-gnu) vs `find TREE
+ *                               -type f -print0 | xargs -0 sha256sum`
+ *
+ * Container benchmarks with real processes (exec latency under the agent's
+ * fanotify watch, detection latency) are in container_bench.sh.
  */
 #include "driftgate/err.h"
 #include "driftgate/fsdigest.h"
 #include "driftgate/fswalk.h"
 #include "driftgate/log.h"
+#include "driftgate/manifest.h"
 #include "driftgate/policy.h"
 #include "driftgate/quote.h"
 #include "driftgate/tpmkey.h"
@@ -69,6 +79,9 @@
 #define EXTEND_PCR 13 /* the agent's default PCR */
 #define EXTEND_OURS 200
 #define EXTEND_PEER 40
+
+#define ROOTFS_DEFAULT "/usr/lib/x86_64-linux-gnu"
+#define ROOTFS_RUNS 3
 
 static char *workdir;
 
@@ -695,9 +708,103 @@ bench_extend(struct tpm_env *te)
 	unlink(log_path);
 }
 
-int
-main(void)
+
+/* ---------------------------------------------------------------- rootfs manifest */
+
+struct rootfs_count {
+	dev_t dev;
+	size_t files, links;
+	unsigned long long bytes;
+};
+
+/* What the manifest covers: regular files and symlinks on the root's filesystem. */
+static void
+rootfs_count(const char *dir, struct rootfs_count *rc)
 {
+	char cmd[PATH_MAX + 128], line[32];
+	struct stat st;
+	if (lstat(dir, &st) != 0)
+		die("%s: %s", dir, strerror(errno));
+	snprintf(cmd, sizeof cmd, "find '%s' -xdev -type f -printf '%%s\\n'", dir);
+	FILE *p = popen(cmd, "r");
+	while (p != NULL && fgets(line, sizeof line, p) != NULL) {
+		rc->files++;
+		rc->bytes += strtoull(line, NULL, 10);
+	}
+	if (p == NULL || pclose(p) != 0)
+		die("%s failed", cmd);
+	snprintf(cmd, sizeof cmd, "find '%s' -xdev -type l | wc -l", dir);
+	p = popen(cmd, "r");
+	if (p == NULL || fgets(line, sizeof line, p) == NULL || pclose(p) != 0)
+		die("%s failed", cmd);
+	rc->links = strtoull(line, NULL, 10);
+}
+
+static double
+time_ours_manifest(const char *root, size_t want_lines)
+{
+	char *text = NULL;
+	size_t len = 0, lines = 0;
+	double t0 = now();
+	CHECK_OK(dg_manifest_build(root, &text, &len));
+	double t = now() - t0;
+	for (const char *p = text; (p = memchr(p, '\n', len - (size_t)(p - text))) != NULL; p++)
+		lines++;
+	free(text);
+	if (lines != want_lines)
+		die("dg_manifest_build listed %zu entries under %s, want %zu", lines, root, want_lines);
+	return t;
+}
+
+static void
+bench_rootfs(void)
+{
+	const char *root = getenv("DG_BENCH_ROOTFS");
+	struct rootfs_count rc = {0};
+	if (root == NULL || root[0] == '\0')
+		root = ROOTFS_DEFAULT;
+	rootfs_count(root, &rc);
+	double mb = (double)rc.bytes / 1e6;
+	if (rc.files == 0)
+		die("%s holds no files", root);
+	printf("# rootfs: %s, %zu files (%.1f MB) + %zu symlinks, page cache warm, best of %d; "
+	       "ours = dg_manifest_build (walk, hash, sort, manifest text); peer = find -type f "
+	       "-print0 | xargs -0 sha256sum > /dev/null\n",
+	       root, rc.files, mb, rc.links, ROOTFS_RUNS);
+	fflush(stdout);
+	/* Warm the cache (both contenders read the same files). */
+	time_ours_manifest(root, rc.files + rc.links);
+	time_sh(0, "find '%s' -type f -print0 | xargs -0 sha256sum > /dev/null", root);
+	double ours = 1e9, peer = 1e9;
+	for (int r = 0; r < ROOTFS_RUNS; r++) {
+		ours = min_d(ours, time_ours_manifest(root, rc.files + rc.links));
+		peer = min_d(peer, time_sh(0, "find '%s' -type f -print0 | xargs -0 sha256sum "
+		                              "> /dev/null", root));
+	}
+	report("rootfs-manifest-vs-sha256sum", mb / ours, mb / peer, "MB/s", true);
+}
+
+/* driftgate-bench [GROUP...]: with arguments, only those groups (tree,
+ * replay, rootfs, quote, extend). */
+static int bench_argc;
+static char **bench_argv;
+
+static bool
+want(const char *group)
+{
+	if (bench_argc < 2)
+		return true;
+	for (int i = 1; i < bench_argc; i++)
+		if (strcmp(bench_argv[i], group) == 0)
+			return true;
+	return false;
+}
+
+int
+main(int argc, char **argv)
+{
+	bench_argc = argc;
+	bench_argv = argv;
 	if ((workdir = tu_tmpdir()) == NULL)
 		die("mkdtemp");
 	if (chmod(workdir, 0755) != 0)
@@ -705,13 +812,21 @@ main(void)
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	header();
 	double t0 = now();
-	bench_tree();
-	bench_replay();
-	struct tpm_env te;
-	tpm_start(&te);
-	bench_quote(&te);
-	bench_extend(&te);
-	tpm_stop(&te);
+	if (want("tree"))
+		bench_tree();
+	if (want("replay"))
+		bench_replay();
+	if (want("rootfs"))
+		bench_rootfs();
+	if (want("quote") || want("extend")) {
+		struct tpm_env te;
+		tpm_start(&te);
+		if (want("quote"))
+			bench_quote(&te);
+		if (want("extend"))
+			bench_extend(&te);
+		tpm_stop(&te);
+	}
 	tu_sh("rm -rf '%s'", workdir);
 	printf("# total %.1f s\n", now() - t0);
 	return 0;

@@ -24,12 +24,14 @@ dg_cleanup() {
 	[ -n "${DG_KEEP:-}" ] || rm -rf "$DG_WORK"
 }
 
-# dg_free_port: print a TCP port with it and the next one free on loopback.
+# dg_free_port: print a TCP port with it and the next one unused on loopback.
+# Below the kernel's ephemeral range (32768 and up), so that no outgoing
+# connection can be holding it; any socket on it, listening or not, disqualifies.
 dg_free_port() {
 	local p
 	for _ in $(seq 1 200); do
-		p=$(( (RANDOM % 20000) * 2 + 20000 ))
-		if ! ss -Htln "sport = :$p or sport = :$((p + 1))" 2>/dev/null | grep -q .; then
+		p=$(( (RANDOM % 11000) * 2 + 10000 ))
+		if ! ss -Htan "sport = :$p or sport = :$((p + 1))" 2>/dev/null | grep -q .; then
 			echo "$p"; return 0
 		fi
 	done
@@ -39,37 +41,50 @@ dg_free_port() {
 # dg_swtpm_start NAME: start a swtpm with state in $DG_WORK/NAME; sets
 # SWTPM_PORT and TCTI (a tpm2-tss TCTI string) and records the pid.
 dg_swtpm_start() {
-	local dir="$DG_WORK/$1"
+	local dir="$DG_WORK/$1" pid attempt
 	mkdir -p "$dir"
-	SWTPM_PORT=$(dg_free_port) || dg_fail "no free port"
-	swtpm socket --tpm2 --tpmstate dir="$dir" \
-		--server type=tcp,port="$SWTPM_PORT",bindaddr=127.0.0.1 \
-		--ctrl type=tcp,port=$((SWTPM_PORT + 1)),bindaddr=127.0.0.1 \
-		--flags not-need-init,startup-clear >"$dir/swtpm.log" 2>&1 &
-	DG_PIDS+=($!)
-	TCTI="swtpm:host=127.0.0.1,port=$SWTPM_PORT"
-	for _ in $(seq 1 100); do
-		ss -Htln "sport = :$SWTPM_PORT" | grep -q . && return 0
-		sleep 0.05
+	for attempt in 1 2 3 4 5; do # a port can still be taken between check and bind
+		SWTPM_PORT=$(dg_free_port) || dg_fail "no free port"
+		swtpm socket --tpm2 --tpmstate dir="$dir" \
+			--server type=tcp,port="$SWTPM_PORT",bindaddr=127.0.0.1 \
+			--ctrl type=tcp,port=$((SWTPM_PORT + 1)),bindaddr=127.0.0.1 \
+			--flags not-need-init,startup-clear >>"$dir/swtpm.log" 2>&1 &
+		pid=$!
+		TCTI="swtpm:host=127.0.0.1,port=$SWTPM_PORT"
+		for _ in $(seq 1 100); do
+			if ss -Htln "sport = :$SWTPM_PORT" | grep -q . && kill -0 "$pid" 2>/dev/null; then
+				DG_PIDS+=("$pid")
+				return 0
+			fi
+			kill -0 "$pid" 2>/dev/null || break
+			sleep 0.05
+		done
+		kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null
 	done
+	cat "$dir/swtpm.log" >&2
 	dg_fail "swtpm did not start (see $dir/swtpm.log)"
 }
 
 # dg_verifier_start: start a verifier on a free port with policies in
 # $DG_WORK/policies and secrets in $DG_WORK/secrets; sets VERIFIER_URL.
 dg_verifier_start() {
-	local port
-	port=$(dg_free_port) || dg_fail "no free port"
-	VERIFIER_URL="tcp://127.0.0.1:$port"
-	"$DG_VERIFIER" serve --listen "$VERIFIER_URL" --policies "$DG_WORK/policies" \
-		--secrets "$DG_WORK/secrets" --audit-log "$DG_WORK/audit.jsonl" "$@" \
-		>>"$DG_WORK/verifier.log" 2>&1 &
-	VERIFIER_PID=$!
-	DG_PIDS+=("$VERIFIER_PID")
-	for _ in $(seq 1 100); do
-		ss -Htln "sport = :$port" | grep -q . && return 0
-		kill -0 "$VERIFIER_PID" 2>/dev/null || break
-		sleep 0.05
+	local port attempt
+	for attempt in 1 2 3 4 5; do # a port can still be taken between check and bind
+		port=$(dg_free_port) || dg_fail "no free port"
+		VERIFIER_URL="tcp://127.0.0.1:$port"
+		"$DG_VERIFIER" serve --listen "$VERIFIER_URL" --policies "$DG_WORK/policies" \
+			--secrets "$DG_WORK/secrets" --audit-log "$DG_WORK/audit.jsonl" "$@" \
+			>>"$DG_WORK/verifier.log" 2>&1 &
+		VERIFIER_PID=$!
+		for _ in $(seq 1 100); do
+			if ss -Htln "sport = :$port" | grep -q . && kill -0 "$VERIFIER_PID" 2>/dev/null; then
+				DG_PIDS+=("$VERIFIER_PID")
+				return 0
+			fi
+			kill -0 "$VERIFIER_PID" 2>/dev/null || break
+			sleep 0.05
+		done
+		kill "$VERIFIER_PID" 2>/dev/null; wait "$VERIFIER_PID" 2>/dev/null
 	done
 	cat "$DG_WORK/verifier.log" >&2
 	dg_fail "verifier did not start"

@@ -22,6 +22,7 @@ msg_eq(const struct dg_msg *a, const struct dg_msg *b)
 {
 	if (a->type != b->type || strcmp(a->agent_id, b->agent_id) != 0 ||
 	    !bytes_eq(&a->ek_pub, &b->ek_pub) || !bytes_eq(&a->ak_pub, &b->ak_pub) ||
+	    !bytes_eq(&a->ek_cert, &b->ek_cert) ||
 	    !bytes_eq(&a->id_object, &b->id_object) || !bytes_eq(&a->enc_secret, &b->enc_secret) ||
 	    !bytes_eq(&a->credential, &b->credential) || !bytes_eq(&a->nonce, &b->nonce) ||
 	    !bytes_eq(&a->attest, &b->attest) || !bytes_eq(&a->signature, &b->signature) ||

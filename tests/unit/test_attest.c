@@ -156,7 +156,7 @@ start_swtpm(const char *dir, int *port, pid_t *pid, char *tcti, size_t cap)
 	snprintf(state, sizeof state, "dir=%s", dir);
 	snprintf(log, sizeof log, "%s/swtpm.log", dir);
 	for (int attempt = 0; attempt < 20; attempt++) {
-		int p = 20000 + 2 * (int)(rand_r(&seed) % 20000);
+		int p = 10000 + 2 * (int)(rand_r(&seed) % 11000); /* below the ephemeral range */
 		if (port_accepts(p) || port_accepts(p + 1))
 			continue;
 		snprintf(server, sizeof server, "type=tcp,port=%d,bindaddr=127.0.0.1", p);
@@ -248,7 +248,7 @@ start_verifier(void)
 	unsigned seed = (unsigned)getpid() ^ (unsigned)time(NULL) ^ 0x5a5a;
 	snprintf(log_path, sizeof log_path, "%s/verifier.log", work);
 	for (int attempt = 0; attempt < 20; attempt++) {
-		int port = 20000 + (int)(rand_r(&seed) % 40000);
+		int port = 10000 + (int)(rand_r(&seed) % 22000); /* below the ephemeral range */
 		if (port_accepts(port))
 			continue;
 		snprintf(verifier_url, sizeof verifier_url, "tcp://127.0.0.1:%d", port);

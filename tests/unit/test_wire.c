@@ -180,6 +180,8 @@ fill_msg(struct dg_msg *m, enum dg_msg_type t)
 		fill_text(m->agent_id, 1, DG_WIRE_MAX_AGENT_ID, id_chars);
 		fill_bytes(&m->ek_pub, DG_WIRE_MAX_KEY);
 		fill_bytes(&m->ak_pub, DG_WIRE_MAX_KEY);
+		/* optional: an empty one is simply not sent */
+		fill_bytes(&m->ek_cert, DG_WIRE_MAX_EK_CERT);
 		m->pcr = (uint32_t)rng();
 		break;
 	case DG_MSG_ENROLL_CHALLENGE:
@@ -249,6 +251,7 @@ msg_eq(const struct dg_msg *a, const struct dg_msg *b)
 {
 	if (a->type != b->type || strcmp(a->agent_id, b->agent_id) != 0 ||
 	    !bytes_eq(&a->ek_pub, &b->ek_pub) || !bytes_eq(&a->ak_pub, &b->ak_pub) ||
+	    !bytes_eq(&a->ek_cert, &b->ek_cert) ||
 	    !bytes_eq(&a->id_object, &b->id_object) || !bytes_eq(&a->enc_secret, &b->enc_secret) ||
 	    !bytes_eq(&a->credential, &b->credential) || !bytes_eq(&a->nonce, &b->nonce) ||
 	    !bytes_eq(&a->attest, &b->attest) || !bytes_eq(&a->signature, &b->signature) ||
@@ -405,8 +408,8 @@ START_TEST(test_reject_keys)
 	cb_head(&c, 5, 1);
 	cb_head(&c, 2, 1), cb_byte(&c, 't'), cb_head(&c, 0, DG_MSG_ENROLL_DONE);
 	ck_assert_int_eq(decode_cb(&c), DG_ERR_FORMAT);
-	/* more pairs than the schema has keys (type + 20 fields) */
-	cb_head(&c, 5, 22);
+	/* more pairs than the schema has keys (type + 21 fields) */
+	cb_head(&c, 5, 23);
 	ck_assert_int_eq(decode_cb(&c), DG_ERR_FORMAT);
 	/* sealed without pass */
 	cb_head(&c, 5, 4);
@@ -621,6 +624,76 @@ START_TEST(test_reject_bounds)
 }
 END_TEST
 
+/* ENROLL_REQ with an ek_cert of cert_len bytes. */
+static void
+enroll_req_with_cert(struct cb *c, size_t cert_len)
+{
+	cb_head(c, 5, 6);
+	cb_text(c, "t"), cb_head(c, 0, DG_MSG_ENROLL_REQ);
+	cb_text(c, "agent_id"), cb_text(c, "node-1");
+	cb_text(c, "ek_pub"), cb_bytes(c, 1, 1);
+	cb_text(c, "ak_pub"), cb_bytes(c, 1, 1);
+	cb_text(c, "ek_cert"), cb_bytes(c, cert_len, 0x30);
+	cb_text(c, "pcr"), cb_head(c, 0, 16);
+}
+
+/* ek_cert: optional on ENROLL_REQ only, bounded, never empty on the wire. */
+START_TEST(test_ek_cert_field)
+{
+	struct cb c = {0};
+	struct dg_msg m, back;
+	uint8_t *out = NULL;
+	size_t out_len = 0;
+
+	enroll_req_with_cert(&c, DG_WIRE_MAX_EK_CERT);
+	ck_assert_int_eq(dg_wire_decode(c.buf, c.len, &m), DG_OK);
+	ck_assert_uint_eq(m.ek_cert.len, DG_WIRE_MAX_EK_CERT);
+	ck_assert_uint_eq(m.ek_cert.data[0], 0x30);
+	ck_assert_uint_eq(m.ek_cert.data[DG_WIRE_MAX_EK_CERT - 1], 0x30);
+	dg_msg_clear(&m);
+	free(c.buf);
+	memset(&c, 0, sizeof c);
+	enroll_req_with_cert(&c, DG_WIRE_MAX_EK_CERT + 1);
+	ck_assert_int_eq(decode_cb(&c), DG_ERR_TOOBIG);
+	/* present but empty: the encoder would have left it out */
+	enroll_req_with_cert(&c, 0);
+	ck_assert_int_eq(decode_cb(&c), DG_ERR_FORMAT);
+	/* not a field of any other message */
+	cb_head(&c, 5, 3);
+	cb_text(&c, "t"), cb_head(&c, 0, DG_MSG_ENROLL_ACTIVATE);
+	cb_text(&c, "agent_id"), cb_text(&c, "a");
+	cb_text(&c, "ek_cert"), cb_bytes(&c, 8, 0x30);
+	ck_assert_int_eq(decode_cb(&c), DG_ERR_FORMAT);
+	/* without it, ENROLL_REQ is still complete */
+	enroll_req_with_key(&c, 1);
+	ck_assert_int_eq(decode_cb(&c), DG_OK);
+
+	/* the encoder: omitted when empty, carried when set, refused when too big */
+	dg_msg_init(&m);
+	m.type = DG_MSG_ENROLL_REQ;
+	strcpy(m.agent_id, "a");
+	m.pcr = 13;
+	ck_assert_int_eq(dg_bytes_set(&m.ek_pub, "k", 1), DG_OK);
+	ck_assert_int_eq(dg_bytes_set(&m.ak_pub, "k", 1), DG_OK);
+	ck_assert_int_eq(dg_wire_encode(&m, &out, &out_len), DG_OK);
+	ck_assert_ptr_null(memmem(out, out_len, "ek_cert", 7));
+	free(out);
+	ck_assert_int_eq(dg_bytes_set(&m.ek_cert, "\x30\x03\x02\x01\x05", 5), DG_OK);
+	ck_assert_int_eq(dg_wire_encode(&m, &out, &out_len), DG_OK);
+	ck_assert_int_eq(dg_wire_decode(out, out_len, &back), DG_OK);
+	ck_assert_uint_eq(back.ek_cert.len, 5);
+	ck_assert_mem_eq(back.ek_cert.data, "\x30\x03\x02\x01\x05", 5);
+	dg_msg_clear(&back);
+	free(out);
+	uint8_t *big = calloc(1, DG_WIRE_MAX_EK_CERT + 1);
+	ck_assert_ptr_nonnull(big);
+	ck_assert_int_eq(dg_bytes_set(&m.ek_cert, big, DG_WIRE_MAX_EK_CERT + 1), DG_OK);
+	ck_assert_int_eq(dg_wire_encode(&m, &out, &out_len), DG_ERR_TOOBIG);
+	free(big);
+	dg_msg_clear(&m);
+}
+END_TEST
+
 /* A byte string announcing 2^63 bytes must fail without allocating. */
 START_TEST(test_reject_huge_length)
 {
@@ -789,6 +862,7 @@ wire_suite(void)
 	tcase_add_test(tc, test_reject_types);
 	tcase_add_test(tc, test_reject_encodings);
 	tcase_add_test(tc, test_reject_bounds);
+	tcase_add_test(tc, test_ek_cert_field);
 	tcase_add_test(tc, test_reject_huge_length);
 	tcase_add_test(tc, test_reject_text);
 	tcase_add_test(tc, test_reject_framing);
