@@ -56,6 +56,8 @@ struct dg_agent {
 	bool verifier_open;
 	uint8_t ek_pub[DG_WIRE_MAX_KEY], ak_pub[DG_WIRE_MAX_KEY];
 	size_t ek_pub_len, ak_pub_len;
+	uint8_t ek_cert[DG_WIRE_MAX_EK_CERT]; /* DER from the TPM's NV; ek_cert_len 0: none */
+	size_t ek_cert_len;
 	struct dg_agent_verdict verdict;
 	size_t n_secrets;
 	struct held_secret secrets[DG_WIRE_MAX_SECRETS];
@@ -120,6 +122,24 @@ agent_reconcile(struct dg_agent *a)
 	return DG_OK;
 }
 
+/* The manufacturer's EK certificate, if the TPM has one. Whether enrolling
+ * without it is acceptable is the verifier's decision (--ek-ca), so a missing
+ * or unreadable certificate is reported, not fatal. */
+static void
+agent_read_ek_cert(struct dg_agent *a)
+{
+	int rv = dg_tpm_ek_cert(a->tpm, a->ek_cert, sizeof a->ek_cert, &a->ek_cert_len);
+	if (rv == DG_OK)
+		return;
+	a->ek_cert_len = 0;
+	if (rv == DG_ERR_NOTFOUND)
+		fprintf(stderr, LOG_PREFIX "the TPM has no EK certificate (NV index 0x%08x); "
+		                "enrolling without one\n", DG_TPM_EK_CERT_NV_RSA);
+	else
+		fprintf(stderr, LOG_PREFIX "cannot read the EK certificate (NV index 0x%08x): %s; "
+		                "enrolling without one\n", DG_TPM_EK_CERT_NV_RSA, dg_strerror(rv));
+}
+
 static int
 open_verifier(struct dg_agent *a)
 {
@@ -166,6 +186,7 @@ dg_agent_start(const struct dg_agent_config *cfg, struct dg_agent **out)
 	    (rv = dg_mlog_open(path, &a->log)) != DG_OK || (rv = agent_reconcile(a)) != DG_OK ||
 	    (rv = open_verifier(a)) != DG_OK)
 		goto out;
+	agent_read_ek_cert(a);
 	if (cfg->exec_watch) {
 		if ((rv = dg_exec_watch_open(&a->watch)) == DG_OK)
 			rv = dg_exec_cache_new(65536, &a->exec_cache);
@@ -252,6 +273,7 @@ dg_agent_enroll(struct dg_agent *a)
 	req.pcr = a->cfg.pcr;
 	if ((rv = dg_bytes_set(&req.ek_pub, a->ek_pub, a->ek_pub_len)) != DG_OK ||
 	    (rv = dg_bytes_set(&req.ak_pub, a->ak_pub, a->ak_pub_len)) != DG_OK ||
+	    (rv = dg_bytes_set(&req.ek_cert, a->ek_cert, a->ek_cert_len)) != DG_OK ||
 	    (rv = call(a, &req, &reply, DG_MSG_ENROLL_CHALLENGE)) != DG_OK)
 		goto out;
 	if ((rv = dg_tpm_activate(a->tpm, reply.id_object.data, reply.id_object.len,
@@ -731,6 +753,11 @@ on_exec(const struct dg_exec_event *ev, void *arg)
 		return DG_OK; /* not a container this agent measures */
 	if (rv < 0 || (size_t)rv >= sizeof host_path || ev->path[0] != '/')
 		return DG_ERR_TOOBIG;
+	/* An unchanged file seen before at this path in this container: its
+	 * measurement stands (the hot path: no hashing, no logging). */
+	dg_exec_ident_from_event(ev, &ident);
+	if (dg_exec_cache_lookup(a->exec_cache, &ident, digest, &verdict) == DG_OK)
+		return verdict;
 	/* The event names the file as the container sees it. It lies in the
 	 * rootfs only if the rootfs holds that very inode at that path; anything
 	 * else came from a volume or another mount. */
@@ -740,10 +767,6 @@ on_exec(const struct dg_exec_event *ev, void *arg)
 	              ev->path);
 	if (rv < 0 || (size_t)rv >= sizeof name)
 		return DG_ERR_TOOBIG;
-
-	dg_exec_ident_from_event(ev, &ident);
-	if (dg_exec_cache_lookup(a->exec_cache, &ident, digest, &verdict) == DG_OK)
-		return verdict;
 	if ((rv = dg_fsdigest_fd(ev->fd, digest)) != DG_OK)
 		return rv;
 	if (a->cfg.enforce) {

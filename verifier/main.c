@@ -48,13 +48,19 @@ usage(FILE *f)
 	    "Options for serve:\n"
 	    "  -c, --config FILE     read 'option = value' lines (long option names)\n"
 	    "  -l, --listen URL      address to listen on (default: " DG_VERIFIER_DEFAULT_LISTEN ")\n"
-	    "  -P, --policies DIR    directory of *.baseline files\n"
+	    "  -P, --policies DIR    directory of *.baseline and *.workload files\n"
 	    "                        (default: " DG_VERIFIER_DEFAULT_POLICIES ")\n"
 	    "  -S, --secrets DIR     directory of secret files, mode 0600, owned by the\n"
 	    "                        verifier's user (default: " DG_VERIFIER_DEFAULT_SECRETS ")\n"
 	    "  -a, --audit-log FILE  JSON-lines audit trail, '-' for stdout\n"
 	    "                        (default: " DG_VERIFIER_DEFAULT_AUDIT ")\n"
 	    "      --nonce-ttl MS    how long a nonce stays valid (default: 30000)\n"
+	    "      --ek-ca FILE      PEM bundle of TPM manufacturer CAs (roots and\n"
+	    "                        intermediates): enrollment then requires an EK\n"
+	    "                        certificate that chains to it and certifies the EK\n"
+	    "                        (default: none, the EK is trusted on first use)\n"
+	    "      --allow-no-ek-cert ID  let agent ID enroll without a valid EK\n"
+	    "                        certificate (audited); repeatable; needs --ek-ca\n"
 	    "\n"
 	    "Options for replay:\n"
 	    "  -f, --format FMT      binary or ascii (default: detected)\n"
@@ -126,6 +132,20 @@ set_option(const char *key, const char *value, void *arg)
 		c->nonce_ttl_ms = (unsigned)v;
 		return DG_OK;
 	}
+	if (strcmp(key, "ek-ca") == 0)
+		return copy_str(c->ek_ca_path, sizeof c->ek_ca_path, value);
+	if (strcmp(key, "allow-no-ek-cert") == 0) {
+		/* An agent id exactly as the wire admits it: a typo must not pass silently. */
+		size_t len = strlen(value);
+		if (len == 0 || len > DG_WIRE_MAX_AGENT_ID ||
+		    strspn(value, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-") !=
+		        len)
+			return DG_ERR_INVAL;
+		if (c->n_ek_exempt == DG_VERIFIER_MAX_EK_EXEMPT)
+			return DG_ERR_TOOBIG;
+		memcpy(c->ek_exempt[c->n_ek_exempt++], value, len + 1);
+		return DG_OK;
+	}
 	if (strcmp(key, "format") == 0) {
 		if (strcmp(value, "binary") == 0)
 			o->format = DG_LOG_FORMAT_BINARY;
@@ -169,6 +189,7 @@ static const struct option long_options[] = {
 	{"agent", required_argument, NULL, 'A'},   {"secret", required_argument, NULL, 's'},
 	{"exclude", required_argument, NULL, 'x'}, {"help", no_argument, NULL, 'h'},
 	{"container", required_argument, NULL, 'k'}, {"output", required_argument, NULL, 'o'},
+	{"ek-ca", required_argument, NULL, 2},     {"allow-no-ek-cert", required_argument, NULL, 3},
 	{NULL, 0, NULL, 0},
 };
 
