@@ -176,8 +176,9 @@ dg_tpm_close(struct dg_tpm *t)
 	free(t);
 }
 
+/* Whether a persistent object or an NV index is defined at handle. */
 static int
-persistent_exists(struct dg_tpm *t, TPM2_HANDLE handle, bool *exists)
+handle_exists(struct dg_tpm *t, TPM2_HANDLE handle, bool *exists)
 {
 	TPMS_CAPABILITY_DATA *cap = NULL;
 	TSS2_RC rc = Esys_GetCapability(t->esys, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE,
@@ -346,13 +347,13 @@ dg_tpm_keys(struct dg_tpm *t, uint32_t ek_handle, uint32_t ak_handle,
 	    ak_pub_len == NULL || !is_persistent(ek_handle) || !is_persistent(ak_handle) ||
 	    ek_handle == ak_handle)
 		return DG_ERR_INVAL;
-	err = persistent_exists(t, ek_handle, &exists);
+	err = handle_exists(t, ek_handle, &exists);
 	if (err != DG_OK)
 		goto out;
 	err = exists ? load_persistent(t, ek_handle, &ek) : create_ek(t, ek_handle, &ek);
 	if (err != DG_OK)
 		goto out;
-	err = persistent_exists(t, ak_handle, &exists);
+	err = handle_exists(t, ak_handle, &exists);
 	if (err != DG_OK)
 		goto out;
 	err = exists ? load_persistent(t, ak_handle, &ak) : create_ak(t, ek, ak_handle, &ak);
@@ -373,6 +374,141 @@ dg_tpm_keys(struct dg_tpm *t, uint32_t ek_handle, uint32_t ak_handle,
 out:
 	close_tr(t, &ek);
 	close_tr(t, &ak);
+	return err;
+}
+
+/* Bytes one TPM2_NV_Read may ask for: what the TPM reports, and never more than
+ * a TPM2B_MAX_NV_BUFFER holds. */
+static int
+nv_chunk_size(struct dg_tpm *t, uint16_t *chunk)
+{
+	TPMS_CAPABILITY_DATA *cap = NULL;
+	uint32_t reported = 0;
+	TSS2_RC rc = Esys_GetCapability(t->esys, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE,
+	                                TPM2_CAP_TPM_PROPERTIES, TPM2_PT_NV_BUFFER_MAX, 1, NULL,
+	                                &cap);
+	if (rc != TSS2_RC_SUCCESS)
+		return tss_fail("Esys_GetCapability", rc);
+	if (cap->data.tpmProperties.count > 0 &&
+	    cap->data.tpmProperties.tpmProperty[0].property == TPM2_PT_NV_BUFFER_MAX)
+		reported = cap->data.tpmProperties.tpmProperty[0].value;
+	Esys_Free(cap);
+	/* The property is mandatory; a TPM that omits it gets small reads, which
+	 * cost a few more round trips and nothing else. */
+	if (reported == 0)
+		reported = 256;
+	*chunk = (uint16_t)(reported < TPM2_MAX_NV_BUFFER_SIZE ? reported : TPM2_MAX_NV_BUFFER_SIZE);
+	return DG_OK;
+}
+
+/* Length of the DER SEQUENCE at the start of buf, or len if it does not parse:
+ * some TPMs size the certificate's index larger than the certificate and pad
+ * it, and the verifier accepts exactly one DER structure, nothing after it. */
+static size_t
+der_outer_length(const uint8_t *buf, size_t len)
+{
+	size_t header, body = 0, n;
+
+	if (len < 2 || buf[0] != 0x30)
+		return len;
+	if (buf[1] < 0x80) {
+		header = 2;
+		body = buf[1];
+	} else {
+		n = buf[1] & 0x7fu; /* long form: n length bytes follow */
+		if (n == 0 || n > 3 || len < 2 + n)
+			return len;
+		for (size_t i = 0; i < n; i++)
+			body = body << 8 | buf[2 + i];
+		header = 2 + n;
+	}
+	return body <= len - header ? header + body : len;
+}
+
+int
+dg_tpm_ek_cert(struct dg_tpm *t, uint8_t *out, size_t cap, size_t *len)
+{
+	const TPM2_HANDLE index = DG_TPM_EK_CERT_NV_RSA;
+	ESYS_TR nv = ESYS_TR_NONE, auth;
+	TPM2B_NV_PUBLIC *pub = NULL;
+	TPM2B_MAX_NV_BUFFER *data = NULL;
+	TPMA_NV attrs;
+	uint16_t size, chunk;
+	bool exists;
+	TSS2_RC rc;
+	int err;
+
+	if (t == NULL || out == NULL || len == NULL)
+		return DG_ERR_INVAL;
+	*len = 0;
+	/* Asking first keeps "no certificate", the common case on virtual TPMs,
+	 * apart from a TPM that fails. */
+	if ((err = handle_exists(t, index, &exists)) != DG_OK)
+		goto out;
+	if (!exists) {
+		err = DG_ERR_NOTFOUND;
+		goto out;
+	}
+	rc = Esys_TR_FromTPMPublic(t->esys, index, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &nv);
+	if (rc != TSS2_RC_SUCCESS) {
+		err = tss_fail("Esys_TR_FromTPMPublic", rc);
+		goto out;
+	}
+	rc = Esys_NV_ReadPublic(t->esys, nv, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &pub, NULL);
+	if (rc != TSS2_RC_SUCCESS) {
+		err = tss_fail("Esys_NV_ReadPublic", rc);
+		goto out;
+	}
+	attrs = pub->nvPublic.attributes;
+	size = pub->nvPublic.dataSize;
+	if (!(attrs & TPMA_NV_WRITTEN) || size == 0) {
+		err = DG_ERR_NOTFOUND; /* defined, but no certificate in it */
+		goto out;
+	}
+	if (((attrs & TPMA_NV_TPM2_NT_MASK) >> TPMA_NV_TPM2_NT_SHIFT) != TPM2_NT_ORDINARY) {
+		err = DG_ERR_FORMAT;
+		goto out;
+	}
+	if (size > cap) {
+		err = DG_ERR_TOOBIG;
+		goto out;
+	}
+	/* The TCG profile makes EK certificate indices readable with an empty
+	 * authValue (AUTHREAD) and by the owner; the index's own auth does not
+	 * depend on whether an owner password was set. */
+	if (attrs & TPMA_NV_AUTHREAD) {
+		auth = nv;
+	} else if (attrs & TPMA_NV_OWNERREAD) {
+		auth = ESYS_TR_RH_OWNER;
+	} else {
+		err = DG_ERR_UNSUPPORTED;
+		goto out;
+	}
+	if ((err = nv_chunk_size(t, &chunk)) != DG_OK)
+		goto out;
+	for (uint16_t off = 0; off < size;) {
+		uint16_t n = (uint16_t)(size - off < chunk ? size - off : chunk);
+		rc = Esys_NV_Read(t->esys, auth, nv, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, n,
+		                  off, &data);
+		if (rc != TSS2_RC_SUCCESS) {
+			err = tss_fail("Esys_NV_Read", rc);
+			goto out;
+		}
+		if (data->size != n) {
+			err = DG_ERR_FORMAT;
+			goto out;
+		}
+		memcpy(out + off, data->buffer, n);
+		off = (uint16_t)(off + n);
+		Esys_Free(data);
+		data = NULL;
+	}
+	*len = der_outer_length(out, size);
+	err = DG_OK;
+out:
+	Esys_Free(data);
+	Esys_Free(pub);
+	close_tr(t, &nv);
 	return err;
 }
 

@@ -10,6 +10,10 @@
 
 #define DG_TPM_EK_HANDLE_DEFAULT 0x81010001u /* TCG EK persistent handle */
 #define DG_TPM_AK_HANDLE_DEFAULT 0x81010002u
+/* TCG EK Credential Profile 2.0, 2.2.1.4: NV indices of the manufacturer's EK
+ * certificates for the low-range (default template) EKs. */
+#define DG_TPM_EK_CERT_NV_RSA 0x01c00002u /* RSA-2048 EK certificate */
+#define DG_TPM_EK_CERT_NV_ECC 0x01c0000au /* ECC NIST P-256 EK certificate */
 
 struct dg_tpm;
 
@@ -27,6 +31,15 @@ void dg_tpm_close(struct dg_tpm *t);
 int dg_tpm_keys(struct dg_tpm *t, uint32_t ek_handle, uint32_t ak_handle,
                 uint8_t *ek_pub, size_t *ek_pub_len,
                 uint8_t *ak_pub, size_t *ak_pub_len);
+
+/*
+ * Read the certificate of the EK dg_tpm_keys uses (RSA-2048, so the index
+ * DG_TPM_EK_CERT_NV_RSA) into out (cap bytes), DER as the manufacturer wrote
+ * it, minus any padding after the outer DER SEQUENCE. DG_ERR_NOTFOUND if the
+ * index does not exist or was never written, DG_ERR_TOOBIG if it holds more
+ * than cap bytes, DG_ERR_UNSUPPORTED if it is readable only with platform auth.
+ */
+int dg_tpm_ek_cert(struct dg_tpm *t, uint8_t *out, size_t cap, size_t *len);
 
 /* TPM2_ActivateCredential with the loaded AK and EK (EK policy session). */
 int dg_tpm_activate(struct dg_tpm *t, const uint8_t *id_object, size_t id_object_len,

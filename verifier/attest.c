@@ -1,6 +1,7 @@
 #include "attest.h"
 
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +12,7 @@
 #include <openssl/rand.h>
 
 #include "audit.h"
+#include "ekcert.h"
 #include "driftgate/credential.h"
 #include "driftgate/err.h"
 #include "driftgate/log.h"
@@ -51,6 +53,15 @@ dg_verifier_new(const struct dg_verifier_config *cfg, struct dg_verifier **out, 
 	if (v == NULL)
 		return rv;
 	v->cfg = *cfg;
+	if (cfg->n_ek_exempt > 0 && cfg->ek_ca_path[0] == '\0') {
+		/* An exception to a rule that is not in force would read as protection. */
+		snprintf(err, err_cap, "--allow-no-ek-cert needs --ek-ca");
+		rv = DG_ERR_INVAL;
+		goto out;
+	}
+	if (cfg->ek_ca_path[0] != '\0' &&
+	    (rv = dg_ekcert_check_bundle(cfg->ek_ca_path, err, err_cap)) != DG_OK)
+		goto out;
 	if ((rv = dg_registry_new(&v->agents)) != DG_OK)
 		goto out;
 	if ((rv = dg_policyset_load(cfg->policies_dir, &v->policies, err, err_cap)) != DG_OK)
@@ -102,6 +113,55 @@ reply_error(struct dg_msg *reply, int code, const char *fmt, ...)
 	va_end(ap);
 }
 
+static bool
+ek_cert_exempt(const struct dg_verifier_config *cfg, const char *agent_id)
+{
+	for (size_t i = 0; i < cfg->n_ek_exempt; i++)
+		if (strcmp(cfg->ek_exempt[i], agent_id) == 0)
+			return true;
+	return false;
+}
+
+/*
+ * With --ek-ca, an EK must come with a certificate that chains to the bundle
+ * and certifies this very key, unless the operator named the agent id in
+ * --allow-no-ek-cert. Exceptions and refusals are audited, saying whether the
+ * certificate was missing or invalid. Runs before the registry is touched, so
+ * a refusal leaves no state. Returns DG_OK or the code already in reply.
+ */
+static int
+check_ek_cert(struct dg_verifier *v, const struct dg_msg *req, struct dg_msg *reply)
+{
+	char why[256], detail[384];
+	int rv;
+
+	if (v->cfg.ek_ca_path[0] == '\0')
+		return DG_OK; /* trust on first use: README, threat model */
+	if (req->ek_cert.len == 0) {
+		rv = DG_ERR_DENIED;
+		snprintf(detail, sizeof detail, "no EK certificate");
+	} else {
+		rv = dg_ekcert_verify(v->cfg.ek_ca_path, req->ek_cert.data, req->ek_cert.len,
+		                      req->ek_pub.data, req->ek_pub.len, why, sizeof why);
+		if (rv == DG_OK)
+			return DG_OK;
+		snprintf(detail, sizeof detail, "invalid EK certificate: %s", why);
+	}
+	if (ek_cert_exempt(&v->cfg, req->agent_id)) {
+		snprintf(why, sizeof why, "%.200s; allowed by --allow-no-ek-cert", detail);
+		dg_audit_event(v->audit, "ek-cert-exempt", req->agent_id, why);
+		return DG_OK;
+	}
+	dg_audit_event(v->audit, "enroll-refused", req->agent_id, detail);
+	if (rv == DG_ERR_IO || rv == DG_ERR_NOMEM || rv == DG_ERR_CRYPTO)
+		/* the verifier's own failure (its bundle): the details, with its paths,
+		 * stay in the audit trail */
+		reply_error(reply, rv, "%s", "the verifier could not check the EK certificate");
+	else
+		reply_error(reply, rv, "%s", detail);
+	return rv;
+}
+
 static void
 handle_enroll(struct dg_verifier *v, const struct dg_msg *req, struct dg_msg *reply)
 {
@@ -126,6 +186,8 @@ handle_enroll(struct dg_verifier *v, const struct dg_msg *req, struct dg_msg *re
 		reply_error(reply, DG_ERR_INVAL, "PCR %u is not one of 8..15", req->pcr);
 		goto out;
 	}
+	if (check_ek_cert(v, req, reply) != DG_OK)
+		goto out;
 	a = dg_registry_find(v->agents, req->agent_id);
 	if (a != NULL && a->activated &&
 	    (a->ek_pub_len != req->ek_pub.len || a->ak_pub_len != req->ak_pub.len ||

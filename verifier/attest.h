@@ -18,6 +18,7 @@
 #define DG_VERIFIER_DEFAULT_POLICIES "/etc/driftgate/policies"
 #define DG_VERIFIER_DEFAULT_SECRETS "/etc/driftgate/secrets"
 #define DG_VERIFIER_DEFAULT_AUDIT "/var/log/driftgate/audit.jsonl"
+#define DG_VERIFIER_MAX_EK_EXEMPT 64 /* --allow-no-ek-cert ids */
 
 struct dg_verifier_config {
 	char listen_url[256];
@@ -25,6 +26,12 @@ struct dg_verifier_config {
 	char secrets_dir[PATH_MAX];
 	char audit_path[PATH_MAX];
 	unsigned nonce_ttl_ms;
+	/* PEM bundle of the TPM manufacturers' CAs (--ek-ca); empty: no EK
+	 * certificate is required and an EK is trusted on first use. */
+	char ek_ca_path[PATH_MAX];
+	/* Agent ids that may enroll without a valid EK certificate (--allow-no-ek-cert). */
+	size_t n_ek_exempt;
+	char ek_exempt[DG_VERIFIER_MAX_EK_EXEMPT][DG_WIRE_MAX_AGENT_ID + 1];
 };
 
 struct dg_verifier;
