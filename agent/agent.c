@@ -202,6 +202,13 @@ dg_agent_start(const struct dg_agent_config *cfg, struct dg_agent **out)
 			dg_exec_watch_set_enforce(a->watch, cfg->enforce);
 		}
 	}
+	if ((rv = dg_agent_containers_load(cfg->state_dir, a->containers)) != DG_OK)
+		goto out;
+	for (size_t i = 0; a->watch != NULL && i < dg_agent_containers_count(a->containers); i++) {
+		const struct dg_agent_container *c = dg_agent_containers_at(a->containers, i);
+		if ((rv = dg_exec_watch_add(a->watch, c->rootfs_len ? c->rootfs : "/")) != DG_OK)
+			goto out;
+	}
 out:
 	if (rv != DG_OK) {
 		dg_agent_stop(a);
@@ -687,10 +694,15 @@ dg_agent_container_create(struct dg_agent *a, const char *id, int pid, const cha
 		goto out;
 	}
 	size_t n_files = dg_manifest_count(c.manifest);
-	/* Registered first (the table takes the manifest), so its manifest rides
-	 * with any round that covers its entries; watched before its process can
-	 * exec anything. */
-	c.rootfs_entry = 0;
+	/* Saved, so that a restarted agent keeps watching it; then registered (the
+	 * table takes the manifest), so its manifest rides with any round that
+	 * covers its entries; watched before its process can exec anything. */
+	c.rootfs_entry = UINT64_MAX;
+	if ((rv = dg_agent_containers_save(a->cfg.state_dir, &c)) != DG_OK) {
+		snprintf(err, sizeof err, "cannot save its state in %s: %s", a->cfg.state_dir,
+		         dg_strerror(rv));
+		goto out;
+	}
 	pthread_mutex_lock(&a->lock);
 	rv = dg_agent_containers_add(a->containers, &c);
 	if (rv == DG_OK && a->watch != NULL)
@@ -707,6 +719,11 @@ dg_agent_container_create(struct dg_agent *a, const char *id, int pid, const cha
 	snprintf(name, sizeof name, "%s%s", DG_EVENT_ROOTFS, id);
 	if ((rv = measure_named(a, name, rootfs_digest, NULL, 0, &rootfs_entry)) != DG_OK)
 		goto out;
+	pthread_mutex_lock(&a->lock);
+	struct dg_agent_container *registered = dg_agent_containers_by_id(a->containers, id);
+	if (registered != NULL)
+		registered->rootfs_entry = rootfs_entry;
+	pthread_mutex_unlock(&a->lock);
 	fprintf(stderr, LOG_PREFIX "container %s (%s/%s) measured: record, rootfs of %zu files\n",
 	        id, dg_container_workload(spec), dg_container_name(spec),
 	        n_files);
@@ -728,6 +745,8 @@ dg_agent_container_delete(struct dg_agent *a, const char *id)
 	pthread_mutex_lock(&a->lock);
 	dg_agent_containers_remove(a->containers, id);
 	pthread_mutex_unlock(&a->lock);
+	if (container_id_valid(id))
+		dg_agent_containers_forget(a->cfg.state_dir, id);
 }
 
 /* One exec, on the watcher thread: attribute, hash, log, extend, decide. */

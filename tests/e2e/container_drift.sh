@@ -195,4 +195,33 @@ expect_fail exec-moved "/tmp/sh"
 dg_runc kill c7 KILL; wait "$RUNC_PID" 2>/dev/null
 rm -f "$CTR/approved/rootfs/tmp/sh"
 
+# 8. The agent restarts while a container runs: it keeps watching it, and a
+# container created later still gets its manifest to the verifier.
+dg_note "case 8: agent restart with a running container"
+new_node node-8
+run_bg c8 "$CTR/approved"
+c8_pid=$RUNC_PID
+dg_agent_ctl attest >/dev/null
+expect_pass
+kill "$AGENT_PID"; wait "$AGENT_PID" 2>/dev/null
+"$DG_AGENT" run --agent-id node-8 --tcti "$TCTI" --verifier "$VERIFIER_URL" \
+	--control "$AGENT_CTL" --state-dir "$DG_WORK/agent-node-8" --interval 30 \
+	>>"$DG_WORK/agent-node-8.log" 2>&1 &
+AGENT_PID=$!
+DG_PIDS+=("$AGENT_PID")
+dg_wait_verdict_any
+expect_pass
+grep -q "container c8 still runs: watching it again" "$DG_WORK/agent-node-8.log" \
+	|| dg_fail "the restarted agent did not reload container c8"
+DG_IMAGE_DIGEST=sha256:3333333333333333333333333333333333333333333333333333333333333333 \
+	bundle "$CTR/later" /bin/sh -c 'sleep 60' || dg_fail "bundle"
+echo "intruder:x:0:0::/:/bin/sh" >> "$CTR/later/rootfs/etc/passwd"
+run_bg c8b "$CTR/later"
+expect_fail file-changed "/etc/passwd"
+printf '#!/bin/sh\necho late\n' > "$CTR/approved/rootfs/tmp/late"; chmod +x "$CTR/approved/rootfs/tmp/late"
+dg_runc exec c8 /tmp/late >/dev/null || dg_fail "exec /tmp/late"
+expect_fail exec-unknown "/tmp/late"
+dg_runc kill c8b KILL; dg_runc kill c8 KILL; wait "$RUNC_PID" "$c8_pid" 2>/dev/null
+rm -f "$CTR/approved/rootfs/tmp/late"
+
 dg_note "all container drift cases detected with precise reasons; no secret after drift"
