@@ -16,7 +16,7 @@ count_meson() { # build dir: add its meson test results to the totals
 	failed=$((failed + ${counts#* }))
 }
 
-run_build() { # name, meson options...
+run_build() { # name, meson options... (the environment passes through to the tests)
 	local dir="$root/build-$1"; shift
 	echo "### build $(basename "$dir") $*"
 	if ! { [ -d "$dir" ] || meson setup "$dir" "$@" >/dev/null; } || ! ninja -C "$dir" >/dev/null; then
@@ -32,8 +32,9 @@ run_build() { # name, meson options...
 export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
 
-run_build release -Dbuildtype=debugoptimized
-run_build asan -Dbuildtype=debug -Db_sanitize=address,undefined -Db_lundef=false
+# Hundreds of agent SIGKILLs in the fast build; fewer under the sanitizers.
+DG_CRASH_RUNS=${DG_CRASH_RUNS_RELEASE:-150} run_build release -Dbuildtype=debugoptimized
+DG_CRASH_RUNS=${DG_CRASH_RUNS_ASAN:-20} run_build asan -Dbuildtype=debug -Db_sanitize=address,undefined -Db_lundef=false
 
 if [ -f tests/fuzz/run.sh ]; then
 	echo "### fuzzing, ${fuzz_seconds}s per target"
