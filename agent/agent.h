@@ -51,7 +51,8 @@ void dg_agent_config_defaults(struct dg_agent_config *cfg);
 int dg_agent_start(const struct dg_agent_config *cfg, struct dg_agent **out);
 void dg_agent_stop(struct dg_agent *a);
 
-/* Enroll with the verifier: send EK/AK, activate the credential it returns. */
+/* Enroll with the verifier: send EK/AK (and the TPM's EK certificate, if it has
+ * one), activate the credential it returns. */
 int dg_agent_enroll(struct dg_agent *a);
 
 /* Measure a file, or every regular file under a directory: hash, append to

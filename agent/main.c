@@ -288,14 +288,16 @@ cmd_client(struct options *o, const char *verb, char **args, int nargs)
 		if (rv != DG_OK)
 			return EXIT_ERROR;
 		bool ok = len >= 2 && memcmp(reply, "ok", 2) == 0;
+		/* The reply is not NUL-terminated: every look at it is bounded by len. */
 		if (strcmp(verb, "secret") == 0 && ok) {
-			fwrite(reply + 3, 1, len - 3, stdout);
+			if (len > 3)
+				fwrite(reply + 3, 1, len - 3, stdout);
 		} else {
 			fwrite(reply, 1, len, ok ? stdout : stderr);
 			fputc('\n', ok ? stdout : stderr);
 		}
-		if (!ok || (len >= 7 && strstr(reply, "; fail") != NULL) ||
-		    (strcmp(verb, "attest") == 0 && strncmp(reply, "ok pass", 7) != 0))
+		if (!ok || (len >= 7 && memmem(reply, len, "; fail", 6) != NULL) ||
+		    (strcmp(verb, "attest") == 0 && (len < 7 || memcmp(reply, "ok pass", 7) != 0)))
 			code = code == EXIT_OK ? EXIT_REFUSED : code;
 		OPENSSL_cleanse(reply, len);
 		nng_free(reply, len);

@@ -28,7 +28,7 @@
 #define WORKLOAD_MAX_NAME 64
 #define WORKLOAD_MAX_CONTAINERS 256
 /* Containers one agent may have announced; more is refused, not forgotten. */
-#define CONTAINERS_MAX 4096
+#define CONTAINERS_MAX DG_CONTAINERS_MAX
 #define DIGEST_LEN 32
 /* How much of an offending token an error message quotes. */
 #define ERR_QUOTE_MAX 40
@@ -574,6 +574,242 @@ dg_containers_clone(const struct dg_containers *src, struct dg_containers **out)
 		s->n_items++;
 		if ((rc = record_copy(src->items[i].record, &s->items[i].record)) != DG_OK)
 			goto out;
+	}
+	*out = s;
+	s = NULL;
+	rc = DG_OK;
+out:
+	dg_containers_free(s);
+	return rc;
+}
+
+/* ---- durable form of the per-agent state ---- */
+
+#define ENCODED_HEADER "driftgate-containers 1 "
+#define ENCODED_ITEM "container "
+
+/* A growing output buffer; the first failure sticks in rc. */
+struct outbuf {
+	uint8_t *data;
+	size_t len, cap;
+	int rc;
+};
+
+static void
+out_put(struct outbuf *o, const void *data, size_t len)
+{
+	if (o->rc != DG_OK)
+		return;
+	if (len > o->cap - o->len) {
+		size_t cap = o->cap == 0 ? 4096 : o->cap;
+		while (len > cap - o->len)
+			cap *= 2;
+		uint8_t *grown = realloc(o->data, cap);
+		if (grown == NULL) {
+			o->rc = DG_ERR_NOMEM;
+			return;
+		}
+		o->data = grown;
+		o->cap = cap;
+	}
+	memcpy(o->data + o->len, data, len);
+	o->len += len;
+}
+
+int
+dg_containers_encode(const struct dg_containers *s, uint8_t **out, size_t *len)
+{
+	struct outbuf o = {NULL, 0, 0, DG_OK};
+	char line[DG_CONTAINERS_ENCODED_LINE], hex[2 * DIGEST_LEN + 1];
+	char *record = NULL;
+	size_t record_len = 0;
+	int n;
+
+	if (s == NULL || out == NULL || len == NULL)
+		return DG_ERR_INVAL;
+	n = snprintf(line, sizeof line, ENCODED_HEADER "%zu\n", s->n_items);
+	out_put(&o, line, (size_t)n);
+	for (size_t i = 0; i < s->n_items && o.rc == DG_OK; i++) {
+		const struct observed_container *c = &s->items[i];
+		if ((o.rc = dg_container_encode(c->record, &record, &record_len)) != DG_OK)
+			break;
+		if (c->have_rootfs)
+			hex_encode(c->rootfs_digest, DIGEST_LEN, hex);
+		else
+			snprintf(hex, sizeof hex, "-");
+		n = snprintf(line, sizeof line, ENCODED_ITEM "%s %s %zu\n", c->id, hex, record_len);
+		out_put(&o, line, (size_t)n);
+		out_put(&o, record, record_len);
+		out_put(&o, "\n", 1);
+		free(record);
+		record = NULL;
+	}
+	if (o.rc != DG_OK) {
+		free(o.data);
+		return o.rc;
+	}
+	*out = o.data;
+	*len = o.len;
+	return DG_OK;
+}
+
+/* Decimal without sign or leading zeros, at most max. */
+static int
+parse_decimal(const char *s, size_t n, size_t max, size_t *out)
+{
+	size_t v = 0;
+
+	if (n == 0 || (n > 1 && s[0] == '0'))
+		return DG_ERR_FORMAT;
+	for (size_t i = 0; i < n; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return DG_ERR_FORMAT;
+	}
+	for (size_t i = 0; i < n; i++) {
+		v = v * 10 + (size_t)(s[i] - '0');
+		if (v > max) /* before it could overflow */
+			return DG_ERR_TOOBIG;
+	}
+	*out = v;
+	return DG_OK;
+}
+
+static int
+hex_nibble(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f') /* the encoder writes lower case only */
+		return c - 'a' + 10;
+	return -1;
+}
+
+/* The next line of in[*off..len), without its '\n'; lines are short by format. */
+static int
+next_line(const uint8_t *in, size_t len, size_t *off, const char **line, size_t *line_len)
+{
+	size_t room = len - *off < DG_CONTAINERS_ENCODED_LINE ? len - *off
+	                                                      : DG_CONTAINERS_ENCODED_LINE;
+	const uint8_t *nl = memchr(in + *off, '\n', room);
+
+	if (nl == NULL)
+		return room < DG_CONTAINERS_ENCODED_LINE ? DG_ERR_TRUNCATED : DG_ERR_FORMAT;
+	*line = (const char *)in + *off;
+	*line_len = (size_t)(nl - (in + *off));
+	*off += *line_len + 1;
+	return DG_OK;
+}
+
+/* "container <id> <hex|-> <length>" into c (id, rootfs) and *record_len. */
+static int
+parse_item_line(const char *s, size_t n, struct observed_container *c, size_t *record_len)
+{
+	const size_t kw = strlen(ENCODED_ITEM);
+	const char *id, *digest, *length, *end = s + n;
+	size_t id_len, digest_len;
+
+	if (n < kw || memcmp(s, ENCODED_ITEM, kw) != 0)
+		return DG_ERR_FORMAT;
+	id = s + kw;
+	if ((digest = memchr(id, ' ', (size_t)(end - id))) == NULL)
+		return DG_ERR_FORMAT;
+	id_len = (size_t)(digest - id);
+	digest++;
+	if ((length = memchr(digest, ' ', (size_t)(end - digest))) == NULL)
+		return DG_ERR_FORMAT;
+	digest_len = (size_t)(length - digest);
+	length++;
+	if (id_len == 0 || id_len > DG_CONTAINER_ID_MAX)
+		return DG_ERR_FORMAT;
+	for (size_t i = 0; i < id_len; i++) {
+		if (!id_char(id[i]))
+			return DG_ERR_FORMAT;
+	}
+	memcpy(c->id, id, id_len);
+	c->id[id_len] = '\0';
+	if (digest_len == 1 && digest[0] == '-') {
+		c->have_rootfs = false;
+	} else if (digest_len == 2 * DIGEST_LEN) {
+		for (size_t i = 0; i < DIGEST_LEN; i++) {
+			int hi = hex_nibble(digest[2 * i]), lo = hex_nibble(digest[2 * i + 1]);
+			if (hi < 0 || lo < 0)
+				return DG_ERR_FORMAT;
+			c->rootfs_digest[i] = (uint8_t)(hi << 4 | lo);
+		}
+		c->have_rootfs = true;
+	} else {
+		return DG_ERR_FORMAT;
+	}
+	/* A record always has its header line: length 0 is malformed, not empty. */
+	int rc = parse_decimal(length, (size_t)(end - length), DG_CONTAINER_MAX_RECORD, record_len);
+	if (rc == DG_OK && *record_len == 0)
+		rc = DG_ERR_FORMAT;
+	return rc;
+}
+
+int
+dg_containers_decode(const uint8_t *in, size_t len, struct dg_containers **out)
+{
+	struct dg_containers *s = NULL;
+	struct observed_container item;
+	const char *line;
+	size_t off = 0, line_len, count, record_len;
+	const size_t header = strlen(ENCODED_HEADER);
+	int rc;
+
+	if (in == NULL || out == NULL)
+		return DG_ERR_INVAL;
+	if (len > DG_CONTAINERS_MAX_ENCODED)
+		return DG_ERR_TOOBIG;
+	if ((rc = next_line(in, len, &off, &line, &line_len)) != DG_OK)
+		goto out;
+	if (line_len <= header || memcmp(line, ENCODED_HEADER, header) != 0) {
+		rc = DG_ERR_FORMAT;
+		goto out;
+	}
+	if ((rc = parse_decimal(line + header, line_len - header, DG_CONTAINERS_MAX, &count)) !=
+	    DG_OK)
+		goto out;
+	if ((rc = dg_containers_new(&s)) != DG_OK)
+		goto out;
+	if (count > 0) {
+		/* count is bounded above, so this allocation is too. */
+		if ((s->items = calloc(count, sizeof *s->items)) == NULL) {
+			rc = DG_ERR_NOMEM;
+			goto out;
+		}
+		s->cap_items = count;
+	}
+	for (size_t i = 0; i < count; i++) {
+		memset(&item, 0, sizeof item);
+		if ((rc = next_line(in, len, &off, &line, &line_len)) != DG_OK ||
+		    (rc = parse_item_line(line, line_len, &item, &record_len)) != DG_OK)
+			goto out;
+		/* Sorted and unique, as observed_insert keeps them: binary search relies on it. */
+		if (i > 0 && strcmp(s->items[i - 1].id, item.id) >= 0) {
+			rc = DG_ERR_FORMAT;
+			goto out;
+		}
+		if (len - off < record_len + 1) {
+			rc = DG_ERR_TRUNCATED;
+			goto out;
+		}
+		if (in[off + record_len] != '\n') {
+			rc = DG_ERR_FORMAT;
+			goto out;
+		}
+		if ((rc = dg_container_parse((const char *)in + off, record_len, &item.record)) !=
+		    DG_OK) {
+			if (rc != DG_ERR_NOMEM)
+				rc = DG_ERR_FORMAT;
+			goto out;
+		}
+		off += record_len + 1;
+		s->items[s->n_items++] = item;
+	}
+	if (off != len) {
+		rc = DG_ERR_TRAILING;
+		goto out;
 	}
 	*out = s;
 	s = NULL;

@@ -28,6 +28,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "driftgate/container.h"
 #include "driftgate/log.h"
 #include "driftgate/verdict.h"
 
@@ -80,6 +81,37 @@ struct dg_containers;
 int dg_containers_new(struct dg_containers **out);
 int dg_containers_clone(const struct dg_containers *src, struct dg_containers **out);
 void dg_containers_free(struct dg_containers *s);
+
+/* Containers one agent may have announced; dg_containers_appraise refuses more. */
+#define DG_CONTAINERS_MAX 4096
+
+/*
+ * The state as bytes, for the verifier's durable store. Text, so an operator
+ * can read it out of the database:
+ *   driftgate-containers 1 <count>
+ *   then per container, in increasing id order (strcmp), ids unique:
+ *   container <id> <rootfs manifest sha256 hex, or "-" if none yet> <record length>
+ *   <the canonical record (container.h): exactly <record length> bytes>
+ *   (and one "\n" after the record)
+ * Numbers are decimal without leading zeros. The count makes a document cut
+ * at a container boundary an error instead of a smaller, valid-looking state.
+ */
+#define DG_CONTAINERS_ENCODED_LINE 256 /* bound on the header and per-container lines */
+#define DG_CONTAINERS_MAX_ENCODED                                                              \
+	(DG_CONTAINERS_ENCODED_LINE +                                                          \
+	 (size_t)DG_CONTAINERS_MAX * (DG_CONTAINERS_ENCODED_LINE + DG_CONTAINER_MAX_RECORD + 1))
+
+/* *out is malloc'd (the caller frees it), *len its size. */
+int dg_containers_encode(const struct dg_containers *s, uint8_t **out, size_t *len);
+/*
+ * Strict inverse of dg_containers_encode: in is untrusted (read back from a
+ * database). Anything but exactly what the encoder writes (header, order,
+ * duplicate ids, id charset, digest case, lengths, each record as
+ * dg_container_parse accepts it, bytes after the last container) is
+ * DG_ERR_FORMAT (DG_ERR_TRUNCATED if in ends early, DG_ERR_TRAILING for extra
+ * bytes); over the bounds DG_ERR_TOOBIG. Nothing is allocated on error.
+ */
+int dg_containers_decode(const uint8_t *in, size_t len, struct dg_containers **out);
 
 /* How appraisal gets the manifest text the agent sent for a container id
  * (NULL if it sent none). */

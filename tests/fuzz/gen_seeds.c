@@ -48,6 +48,7 @@ wire_seeds(const char *dir)
 		strcpy(m.agent_id, "node-1");
 		set(&m.ek_pub, 282, 0x01);
 		set(&m.ak_pub, 90, 0x02);
+		set(&m.ek_cert, 300, 0x30);
 		set(&m.id_object, 68, 0x03);
 		set(&m.enc_secret, 256, 0x04);
 		set(&m.credential, 32, 0x05);

@@ -899,6 +899,239 @@ START_TEST(test_clone_and_table_bound)
 }
 END_TEST
 
+/* ---- durable form of the state ---- */
+
+/* doc with the first occurrence of from replaced by to (malloc'd, *len updated). */
+static uint8_t *
+replaced(const uint8_t *doc, size_t *len, const char *from, const char *to)
+{
+	size_t from_len = strlen(from), to_len = strlen(to), at;
+	uint8_t *hit = memmem(doc, *len, from, from_len), *out;
+
+	ck_assert_msg(hit != NULL, "'%s' not in the document", from);
+	at = (size_t)(hit - doc);
+	out = malloc(*len - from_len + to_len + 1);
+	ck_assert_ptr_nonnull(out);
+	memcpy(out, doc, at);
+	memcpy(out + at, to, to_len);
+	memcpy(out + at + to_len, doc + at + from_len, *len - at - from_len);
+	*len = *len - from_len + to_len;
+	return out;
+}
+
+static int
+decode_replaced(const uint8_t *doc, size_t len, const char *from, const char *to)
+{
+	struct dg_containers *s = NULL;
+	uint8_t *bad = replaced(doc, &len, from, to);
+	int rc = dg_containers_decode(bad, len, &s);
+
+	ck_assert_msg(rc != DG_OK || s != NULL, "decode said OK without a state");
+	dg_containers_free(s);
+	free(bad);
+	return rc;
+}
+
+static void
+hex_of(const char *text, char out[65])
+{
+	uint8_t d[32];
+	sha256sum(text, strlen(text), d);
+	for (int i = 0; i < 32; i++)
+		snprintf(out + 2 * i, 3, "%02x", d[i]);
+}
+
+/* Three containers: c1 approved with its rootfs, c2 created only, c3 with a changed spec. */
+static void
+three_containers(struct round *r)
+{
+	struct event ev;
+	size_t len;
+	char *record;
+
+	start_container(r, "c1", "app", "/bin/app", APP_MANIFEST);
+	record = record_for("web", "db", "/usr/bin/db", &len);
+	creation_event(&ev, "c2", record, len);
+	expect_pass(r, &ev);
+	free(record);
+	record = record_for("web", "app", "/wrap.sh", &len);
+	creation_event(&ev, "c3", record, len);
+	ck_assert_int_eq(appraise(r, &ev), DG_OK);
+	ck_assert_str_eq(r->reasons[0].code, "spec-changed");
+	free(record);
+}
+
+START_TEST(test_encode_round_trip)
+{
+	struct dg_workload *w = web_workload();
+	const struct dg_workload *ws[] = {w};
+	struct dg_containers *back = NULL;
+	struct round r;
+	struct event ev;
+	uint8_t *doc = NULL, *again = NULL;
+	size_t len = 0, again_len = 0, rec_len;
+	char hex[65], line[256], reused[DG_REASON_DETAIL_MAX], *record;
+
+	round_init(&r, ws, 1);
+	three_containers(&r);
+	ck_assert_int_eq(dg_containers_encode(r.s, &doc, &len), DG_OK);
+	/* The layout as documented, the digest computed by sha256sum. */
+	ck_assert_int_eq(memcmp(doc, "driftgate-containers 1 3\n", 25), 0);
+	hex_of(APP_MANIFEST, hex);
+	record = record_for("web", "app", "/bin/app", &rec_len);
+	snprintf(line, sizeof line, "\ncontainer c1 %s %zu\n", hex, rec_len);
+	ck_assert_ptr_nonnull(memmem(doc, len, line, strlen(line)));
+	ck_assert_ptr_nonnull(memmem(doc, len, record, rec_len));
+	free(record);
+	ck_assert_ptr_nonnull(memmem(doc, len, "\ncontainer c2 - ", 16));
+
+	/* Decoded, it encodes to the same bytes... */
+	ck_assert_int_eq(dg_containers_decode(doc, len, &back), DG_OK);
+	ck_assert_int_eq(dg_containers_encode(back, &again, &again_len), DG_OK);
+	ck_assert_uint_eq(again_len, len);
+	ck_assert_int_eq(memcmp(again, doc, len), 0);
+	free(again);
+	dg_containers_free(r.s);
+	/* ...and appraises exactly as the original would. */
+	r.s = back;
+	exec_event(&ev, "c1", "/bin/app", d11);
+	expect_pass(&r, &ev);
+	reused_rootfs_detail("c1", APP_MANIFEST, reused, sizeof reused);
+	rootfs_event(&ev, "c1", APP_MANIFEST);
+	expect_one(&r, &ev, "container-reused", reused);
+	rootfs_event(&ev, "c2", DB_MANIFEST);
+	expect_pass(&r, &ev);
+	record = record_for("web", "db", "/usr/bin/db", &rec_len);
+	creation_event(&ev, "c3", record, rec_len);
+	expect_one(&r, &ev, "container-reused", "container c3 announced twice (first as web/app)");
+	free(record);
+	exec_event(&ev, "c9", "/bin/app", d11);
+	ck_assert_int_eq(appraise(&r, &ev), DG_OK);
+	ck_assert_str_eq(r.reasons[0].code, "unknown-container");
+	dg_containers_free(r.s);
+	free(doc);
+
+	/* The empty state. */
+	ck_assert_int_eq(dg_containers_new(&r.s), DG_OK);
+	ck_assert_int_eq(dg_containers_encode(r.s, &doc, &len), DG_OK);
+	ck_assert_uint_eq(len, 25);
+	ck_assert_int_eq(memcmp(doc, "driftgate-containers 1 0\n", len), 0);
+	dg_containers_free(r.s);
+	ck_assert_int_eq(dg_containers_decode(doc, len, &r.s), DG_OK);
+	exec_event(&ev, "c1", "/bin/app", d11);
+	ck_assert_int_eq(appraise(&r, &ev), DG_OK);
+	ck_assert_str_eq(r.reasons[0].code, "unknown-container");
+	dg_containers_free(r.s);
+	free(doc);
+	dg_workload_free(w);
+}
+END_TEST
+
+START_TEST(test_decode_rejects)
+{
+	struct dg_workload *w = web_workload();
+	const struct dg_workload *ws[] = {w};
+	struct dg_containers *s = NULL;
+	struct round r;
+	uint8_t *doc = NULL, *copy, *again;
+	size_t len = 0, again_len;
+	char hex[65], upper[65], from[128], to[512];
+	unsigned seed = 5;
+
+	round_init(&r, ws, 1);
+	three_containers(&r);
+	ck_assert_int_eq(dg_containers_encode(r.s, &doc, &len), DG_OK);
+	dg_containers_free(r.s);
+	hex_of(APP_MANIFEST, hex);
+
+	/* Every cut is an error, including cuts at a container boundary. */
+	for (size_t cut = 0; cut < len; cut++) {
+		int rc = dg_containers_decode(doc, cut, &s);
+		ck_assert_msg(rc != DG_OK, "a document cut at %zu of %zu was accepted", cut, len);
+	}
+	/* Header and count. */
+	ck_assert_int_eq(decode_replaced(doc, len, "containers 1 3", "containers 2 3"),
+	                 DG_ERR_FORMAT);
+	ck_assert_int_eq(decode_replaced(doc, len, "containers 1 3", "containers 1 03"),
+	                 DG_ERR_FORMAT);
+	ck_assert_int_eq(decode_replaced(doc, len, "containers 1 3", "containers 1 4"),
+	                 DG_ERR_TRUNCATED);
+	ck_assert_int_eq(decode_replaced(doc, len, "containers 1 3", "containers 1 2"),
+	                 DG_ERR_TRAILING);
+	ck_assert_int_eq(decode_replaced(doc, len, "containers 1 3", "containers 1 4097"),
+	                 DG_ERR_TOOBIG);
+	ck_assert_int_eq(decode_replaced(doc, len, "containers 1 3",
+	                                 "containers 1 99999999999999999999999"),
+	                 DG_ERR_TOOBIG);
+	ck_assert_int_eq(decode_replaced(doc, len, "containers 1 3", "containers 1 -3"),
+	                 DG_ERR_FORMAT);
+	/* Ids: charset, length, order, uniqueness. */
+	ck_assert_int_eq(decode_replaced(doc, len, "container c1 ", "container c:1 "),
+	                 DG_ERR_FORMAT);
+	ck_assert_int_eq(decode_replaced(doc, len, "container c1 ", "container  "), DG_ERR_FORMAT);
+	memset(to, 'a', 129);
+	snprintf(to, sizeof to, "container %.129s ", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa");
+	ck_assert_int_eq(decode_replaced(doc, len, "container c1 ", to), DG_ERR_FORMAT);
+	ck_assert_int_eq(decode_replaced(doc, len, "container c1 ", "container c4 "),
+	                 DG_ERR_FORMAT); /* c4 before c2 */
+	ck_assert_int_eq(decode_replaced(doc, len, "container c2 ", "container c1 "),
+	                 DG_ERR_FORMAT); /* duplicate */
+	/* Digest: case, length, hex. */
+	for (int i = 0; i < 64; i++)
+		upper[i] = (char)(hex[i] >= 'a' ? hex[i] - 'a' + 'A' : hex[i]);
+	upper[64] = '\0';
+	ck_assert_int_eq(decode_replaced(doc, len, hex, upper), DG_ERR_FORMAT);
+	snprintf(from, sizeof from, "%s ", hex);
+	snprintf(to, sizeof to, "%.63s ", hex);
+	ck_assert_int_eq(decode_replaced(doc, len, from, to), DG_ERR_FORMAT);
+	snprintf(to, sizeof to, "%.63sg ", hex);
+	ck_assert_int_eq(decode_replaced(doc, len, from, to), DG_ERR_FORMAT);
+	ck_assert_int_eq(decode_replaced(doc, len, "container c2 - ", "container c2 + "),
+	                 DG_ERR_FORMAT);
+	/* Record lengths: zero, leading zero, past the bound, one too many. */
+	ck_assert_int_eq(decode_replaced(doc, len, "container c2 - ", "container c2 - 0"),
+	                 DG_ERR_FORMAT);
+	ck_assert_int_eq(decode_replaced(doc, len, "container c2 - ", "container c2 - 1"),
+	                 DG_ERR_FORMAT); /* "1<len>" is past the record's newline */
+	ck_assert_int_eq(decode_replaced(doc, len, "container c2 - ", "container c2 - 99999999"),
+	                 DG_ERR_TOOBIG);
+	/* A record that is not canonical. */
+	ck_assert_int_eq(decode_replaced(doc, len, "driftgate-container 1\n", "driftgate-container 2\n"),
+	                 DG_ERR_FORMAT);
+	/* Bytes after the last container; a length past the bound is refused unread. */
+	copy = malloc(len + 1);
+	ck_assert_ptr_nonnull(copy);
+	memcpy(copy, doc, len);
+	copy[len] = '\n';
+	ck_assert_int_eq(dg_containers_decode(copy, len + 1, &s), DG_ERR_TRAILING);
+	ck_assert_int_eq(dg_containers_decode(copy, DG_CONTAINERS_MAX_ENCODED + 1, &s),
+	                 DG_ERR_TOOBIG);
+	ck_assert_int_eq(dg_containers_decode((const uint8_t *)"garbage", 7, &s),
+	                 DG_ERR_TRUNCATED);
+
+	/* Random single-byte changes: never a crash (ASan), and anything accepted is
+	 * canonical, i.e. encodes back to exactly the bytes read. */
+	size_t accepted = 0;
+	for (int i = 0; i < 3000; i++) {
+		memcpy(copy, doc, len);
+		copy[rand_r(&seed) % len] = (uint8_t)rand_r(&seed);
+		if (dg_containers_decode(copy, len, &s) != DG_OK)
+			continue;
+		accepted++;
+		ck_assert_int_eq(dg_containers_encode(s, &again, &again_len), DG_OK);
+		ck_assert_msg(again_len == len && memcmp(again, copy, len) == 0,
+		              "a changed document decoded to a state that encodes differently");
+		free(again);
+		dg_containers_free(s);
+	}
+	fprintf(stderr, "workload: %zu of 3000 single-byte changes still decode (canonically)\n",
+	        accepted);
+	free(copy);
+	free(doc);
+	dg_workload_free(w);
+}
+END_TEST
+
 static Suite *
 workload_suite(void)
 {
@@ -916,6 +1149,8 @@ workload_suite(void)
 	tcase_add_test(tc, test_reused_and_malformed);
 	tcase_add_test(tc, test_reason_bounds);
 	tcase_add_test(tc, test_clone_and_table_bound);
+	tcase_add_test(tc, test_encode_round_trip);
+	tcase_add_test(tc, test_decode_rejects);
 	suite_add_tcase(s, tc);
 	return s;
 }
