@@ -226,16 +226,28 @@ dg_quote_check_signed(EVP_PKEY *ak, const uint8_t *attest, size_t attest_len,
 }
 
 /* A decrease within one boot (or of the boot counter itself) is a replay or rollback. */
-static int
-check_clock(const TPMS_CLOCK_INFO *now, const struct dg_quote_clock *last)
+int
+dg_quote_clock_check(const struct dg_quote_clock *now, const struct dg_quote_clock *last)
 {
 	if (last == NULL)
 		return DG_OK;
-	if (now->resetCount != last->reset_count)
-		return now->resetCount < last->reset_count ? DG_ERR_CLOCK : DG_OK;
-	if (now->restartCount != last->restart_count)
-		return now->restartCount < last->restart_count ? DG_ERR_CLOCK : DG_OK;
+	if (now->reset_count != last->reset_count)
+		return now->reset_count < last->reset_count ? DG_ERR_CLOCK : DG_OK;
+	if (now->restart_count != last->restart_count)
+		return now->restart_count < last->restart_count ? DG_ERR_CLOCK : DG_OK;
 	return now->clock < last->clock ? DG_ERR_CLOCK : DG_OK;
+}
+
+static int
+check_clock(const TPMS_CLOCK_INFO *info, const struct dg_quote_clock *last)
+{
+	const struct dg_quote_clock now = {
+		.clock = info->clock,
+		.reset_count = info->resetCount,
+		.restart_count = info->restartCount,
+		.safe = info->safe,
+	};
+	return dg_quote_clock_check(&now, last);
 }
 
 int

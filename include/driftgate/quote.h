@@ -67,4 +67,12 @@ int dg_quote_check_signed(EVP_PKEY *ak, const uint8_t *attest, size_t attest_len
                           const uint8_t *qualifying, size_t qualifying_len,
                           uint32_t pcr, struct dg_quote_clock *clock_out);
 
+/*
+ * DG_ERR_CLOCK if now goes backwards from last (a rolled-back or replayed TPM
+ * state): a lower resetCount; the same resetCount and a lower restartCount;
+ * or both the same and a lower clock. A higher resetCount (a reboot) is fine.
+ * last may be NULL (first round).
+ */
+int dg_quote_clock_check(const struct dg_quote_clock *now, const struct dg_quote_clock *last);
+
 #endif
