@@ -25,10 +25,12 @@
 #include "policyset.h"
 #include "registry.h"
 #include "secrets.h"
+#include "store.h"
 
 struct dg_verifier {
 	struct dg_verifier_config cfg;
 	struct dg_registry *agents;
+	struct dg_store *store; /* the durable copy of agents */
 	struct dg_policyset *policies;
 	struct dg_audit *audit;
 };
@@ -41,6 +43,7 @@ dg_verifier_config_defaults(struct dg_verifier_config *cfg)
 	snprintf(cfg->policies_dir, sizeof cfg->policies_dir, "%s", DG_VERIFIER_DEFAULT_POLICIES);
 	snprintf(cfg->secrets_dir, sizeof cfg->secrets_dir, "%s", DG_VERIFIER_DEFAULT_SECRETS);
 	snprintf(cfg->audit_path, sizeof cfg->audit_path, "%s", DG_VERIFIER_DEFAULT_AUDIT);
+	snprintf(cfg->state_path, sizeof cfg->state_path, "%s", DG_VERIFIER_DEFAULT_STATE);
 	cfg->nonce_ttl_ms = 30000;
 }
 
@@ -66,6 +69,10 @@ dg_verifier_new(const struct dg_verifier_config *cfg, struct dg_verifier **out, 
 		goto out;
 	if ((rv = dg_policyset_load(cfg->policies_dir, &v->policies, err, err_cap)) != DG_OK)
 		goto out;
+	/* Agents enrolled before a restart attest on without enrolling again. */
+	if ((rv = dg_store_open(cfg->state_path, &v->store, err, err_cap)) != DG_OK ||
+	    (rv = dg_store_load(v->store, v->agents, err, err_cap)) != DG_OK)
+		goto out;
 	if ((rv = dg_audit_open(cfg->audit_path, &v->audit)) != DG_OK) {
 		snprintf(err, err_cap, "%s: cannot open the audit log", cfg->audit_path);
 		goto out;
@@ -85,6 +92,7 @@ dg_verifier_free(struct dg_verifier *v)
 	if (v == NULL)
 		return;
 	dg_registry_free(v->agents);
+	dg_store_close(v->store);
 	dg_policyset_free(v->policies);
 	dg_audit_close(v->audit);
 	free(v);
@@ -251,7 +259,15 @@ handle_activate(struct dg_verifier *v, const struct dg_msg *req, struct dg_msg *
 		return;
 	}
 	OPENSSL_cleanse(a->credential, sizeof a->credential);
+	/* Enrolled only once the identity is durable: otherwise a restart would
+	 * forget an agent that was told it is enrolled. */
+	bool was_activated = a->activated;
 	a->activated = true;
+	if (dg_store_save(v->store, a) != DG_OK) {
+		a->activated = was_activated;
+		reply_error(reply, DG_ERR_IO, "%s", "verifier cannot store the enrollment");
+		return;
+	}
 	dg_audit_event(v->audit, "enrolled", a->id, NULL);
 	reply->type = DG_MSG_ENROLL_DONE;
 }
@@ -451,6 +467,39 @@ any_workload_applies(struct dg_verifier *v, const char *agent_id)
 	return false;
 }
 
+/*
+ * Make a proven round a's state: stage the new record, save it, and only then
+ * replace a (so a failed save leaves a as it was, matching the store). Takes
+ * *containers on success.
+ */
+static int
+commit_round(struct dg_verifier *v, struct dg_agent_rec *a, const struct dg_replay *work,
+             struct dg_containers **containers, const struct dg_quote_clock *clock, bool reboot,
+             const struct round *drift)
+{
+	struct dg_agent_rec *next = malloc(sizeof *next); /* ~20 KiB: not on the stack */
+	int rv;
+
+	if (next == NULL)
+		return DG_ERR_NOMEM;
+	memcpy(next, a, sizeof *next); /* shares a's AK key: never freed through next */
+	if (reboot)
+		next->n_drift = 0; /* earlier drift belongs to the old boot */
+	dg_replay_copy(&next->replay, work);
+	next->containers = *containers;
+	next->clock = *clock;
+	next->have_clock = true;
+	for (size_t i = 0; i < drift->n && next->n_drift < DG_VERDICT_MAX_REASONS; i++)
+		next->drift[next->n_drift++] = drift->r[i];
+	if ((rv = dg_store_save(v->store, next)) == DG_OK) {
+		dg_containers_free(a->containers);
+		memcpy(a, next, sizeof *a);
+		*containers = NULL;
+	}
+	free(next);
+	return rv;
+}
+
 static void
 handle_attest(struct dg_verifier *v, const struct dg_msg *req, struct dg_msg *reply)
 {
@@ -468,6 +517,17 @@ handle_attest(struct dg_verifier *v, const struct dg_msg *req, struct dg_msg *re
 
 	if (a == NULL || !a->activated) {
 		reply_error(reply, DG_ERR_NOTFOUND, "agent '%s' is not enrolled", req->agent_id);
+		return;
+	}
+	if (a->nonce_expiry_ms == 0) {
+		/* This process never gave the agent a nonce: the round began before
+		 * a verifier restart (nonces are not durable, store.h). Nothing is
+		 * wrong with the agent, so no failed verdict: an error it retries
+		 * with a fresh nonce. A replayed message gets no further either. */
+		dg_audit_event(v->audit, "attest-refused", a->id,
+		               "nonce issued before the verifier restarted");
+		reply_error(reply, DG_ERR_NONCE, "%s",
+		            "no nonce was issued to this agent since the verifier started");
 		return;
 	}
 	dg_replay_init(&work);
@@ -495,6 +555,16 @@ handle_attest(struct dg_verifier *v, const struct dg_msg *req, struct dg_msg *re
 	}
 	trusted_quote = true;
 	EVP_Digest(req->attest.data, req->attest.len, quote_digest, NULL, EVP_sha256(), NULL);
+	/* A TPM whose counters or clock went back was rolled back (a restored
+	 * snapshot) or is replaying: nothing it says about its log counts. */
+	if (dg_quote_clock_check(&clock, a->have_clock ? &a->clock : NULL) != DG_OK) {
+		REASON(&errors, "clock-rollback",
+		       "TPM clock went back: resetCount %u restartCount %u clock %llu after %u/%u/%llu",
+		       clock.reset_count, clock.restart_count, (unsigned long long)clock.clock,
+		       a->clock.reset_count, a->clock.restart_count,
+		       (unsigned long long)a->clock.clock);
+		goto verdict;
+	}
 
 	/* A reboot resets the PCR: replay starts over, earlier drift belongs to the old boot. */
 	reboot = a->have_clock && clock.reset_count > a->clock.reset_count;
@@ -541,19 +611,22 @@ handle_attest(struct dg_verifier *v, const struct dg_msg *req, struct dg_msg *re
 			REASON(&errors, quote_reason(rv), "%s", dg_strerror(rv));
 		goto verdict;
 	}
-	/* The log is proven: commit the replay position and any drift it shows. */
+	/* The log is proven: commit the replay position and any drift it shows,
+	 * durably before anything is audited or answered. */
+	if ((rv = commit_round(v, a, &work, &containers, &clock, reboot, &drift)) != DG_OK) {
+		dg_replay_fini(&work);
+		dg_containers_free(containers);
+		/* No verdict without its state on disk: a restart would forget the
+		 * position or the drift it was based on. The agent retries. */
+		fprintf(stderr, "driftgate-verifier: %s: state not stored (%s): withholding the "
+		        "verdict\n", a->id, dg_strerror(rv));
+		dg_audit_event(v->audit, "verdict-withheld", a->id,
+		               "the verifier could not store the agent's state");
+		reply_error(reply, DG_ERR_IO, "%s", "verifier cannot store the agent's state");
+		return;
+	}
 	committed = true;
-	if (reboot)
-		a->n_drift = 0;
-	dg_replay_copy(&a->replay, &work);
-	dg_containers_free(a->containers);
-	a->containers = containers;
-	containers = NULL;
 	new_entries = work.entries - expected_from;
-	a->clock = clock;
-	a->have_clock = true;
-	for (size_t i = 0; i < drift.n && a->n_drift < DG_VERDICT_MAX_REASONS; i++)
-		a->drift[a->n_drift++] = drift.r[i];
 
 verdict:
 	dg_replay_fini(&work);

@@ -18,6 +18,7 @@
 #define DG_VERIFIER_DEFAULT_POLICIES "/etc/driftgate/policies"
 #define DG_VERIFIER_DEFAULT_SECRETS "/etc/driftgate/secrets"
 #define DG_VERIFIER_DEFAULT_AUDIT "/var/log/driftgate/audit.jsonl"
+#define DG_VERIFIER_DEFAULT_STATE "/var/lib/driftgate/verifier.db"
 #define DG_VERIFIER_MAX_EK_EXEMPT 64 /* --allow-no-ek-cert ids */
 
 struct dg_verifier_config {
@@ -25,6 +26,9 @@ struct dg_verifier_config {
 	char policies_dir[PATH_MAX];
 	char secrets_dir[PATH_MAX];
 	char audit_path[PATH_MAX];
+	/* SQLite database of the per-agent state (store.h); ":memory:" keeps it
+	 * for the process's life only. */
+	char state_path[PATH_MAX];
 	unsigned nonce_ttl_ms;
 	/* PEM bundle of the TPM manufacturers' CAs (--ek-ca); empty: no EK
 	 * certificate is required and an EK is trusted on first use. */

@@ -32,7 +32,8 @@ struct dg_audit_verdict {
 int dg_audit_open(const char *path, struct dg_audit **out);
 void dg_audit_close(struct dg_audit *a);
 int dg_audit_verdict(struct dg_audit *a, const struct dg_audit_verdict *v);
-/* event: "enroll-challenge", "enrolled", "enroll-refused"; detail may be NULL. */
+/* event: "enroll-challenge", "enrolled", "enroll-refused", "attest-refused" (a round
+ * begun before a restart), "verdict-withheld" (state not stored); detail may be NULL. */
 int dg_audit_event(struct dg_audit *a, const char *event, const char *agent_id,
                    const char *detail);
 

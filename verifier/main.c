@@ -54,6 +54,9 @@ usage(FILE *f)
 	    "                        verifier's user (default: " DG_VERIFIER_DEFAULT_SECRETS ")\n"
 	    "  -a, --audit-log FILE  JSON-lines audit trail, '-' for stdout\n"
 	    "                        (default: " DG_VERIFIER_DEFAULT_AUDIT ")\n"
+	    "      --state FILE      SQLite database of enrolled agents and their replay\n"
+	    "                        state, kept across restarts; ':memory:' keeps nothing\n"
+	    "                        (default: " DG_VERIFIER_DEFAULT_STATE ")\n"
 	    "      --nonce-ttl MS    how long a nonce stays valid (default: 30000)\n"
 	    "      --ek-ca FILE      PEM bundle of TPM manufacturer CAs (roots and\n"
 	    "                        intermediates): enrollment then requires an EK\n"
@@ -123,6 +126,8 @@ set_option(const char *key, const char *value, void *arg)
 		return copy_str(c->secrets_dir, sizeof c->secrets_dir, value);
 	if (strcmp(key, "audit-log") == 0)
 		return copy_str(c->audit_path, sizeof c->audit_path, value);
+	if (strcmp(key, "state") == 0)
+		return copy_str(c->state_path, sizeof c->state_path, value);
 	if (strcmp(key, "nonce-ttl") == 0) {
 		char *end;
 		errno = 0;
@@ -190,6 +195,7 @@ static const struct option long_options[] = {
 	{"exclude", required_argument, NULL, 'x'}, {"help", no_argument, NULL, 'h'},
 	{"container", required_argument, NULL, 'k'}, {"output", required_argument, NULL, 'o'},
 	{"ek-ca", required_argument, NULL, 2},     {"allow-no-ek-cert", required_argument, NULL, 3},
+	{"state", required_argument, NULL, 4},
 	{NULL, 0, NULL, 0},
 };
 

@@ -65,15 +65,18 @@ dg_swtpm_start() {
 	dg_fail "swtpm did not start (see $dir/swtpm.log)"
 }
 
-# dg_verifier_start: start a verifier on a free port with policies in
-# $DG_WORK/policies and secrets in $DG_WORK/secrets; sets VERIFIER_URL.
+# dg_verifier_start [verifier options...]: start a verifier on a free port with
+# policies in $DG_WORK/policies, secrets in $DG_WORK/secrets and its state in
+# $DG_WORK/verifier.db (never the system default; a --state in the options
+# wins); sets VERIFIER_URL and VERIFIER_PID.
 dg_verifier_start() {
 	local port attempt
 	for attempt in 1 2 3 4 5; do # a port can still be taken between check and bind
 		port=$(dg_free_port) || dg_fail "no free port"
 		VERIFIER_URL="tcp://127.0.0.1:$port"
 		"$DG_VERIFIER" serve --listen "$VERIFIER_URL" --policies "$DG_WORK/policies" \
-			--secrets "$DG_WORK/secrets" --audit-log "$DG_WORK/audit.jsonl" "$@" \
+			--secrets "$DG_WORK/secrets" --audit-log "$DG_WORK/audit.jsonl" \
+			--state "$DG_WORK/verifier.db" "$@" \
 			>>"$DG_WORK/verifier.log" 2>&1 &
 		VERIFIER_PID=$!
 		for _ in $(seq 1 100); do

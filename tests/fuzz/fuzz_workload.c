@@ -9,7 +9,10 @@
  *    container event, the manifest "sent" for a rootfs event, and its SHA-256
  *    is every event's digest (SHA-256("app\n") is /bin/app's). The state
  *    is cloned halfway and the clone carries on. Appraisal must return only
- *    the documented codes and write well-formed, bounded reasons.
+ *    the documented codes and write well-formed, bounded reasons;
+ *  - "S" then a stored container state (dg_containers_decode, as the verifier
+ *    reads it back from its database): refused with a documented code, or
+ *    decoded to a state that encodes back to exactly the same bytes.
  */
 #include <openssl/evp.h>
 #include <stdbool.h>
@@ -188,11 +191,35 @@ fuzz_events(const char *data, size_t size)
 	dg_workload_free(w);
 }
 
+static void
+fuzz_state(const uint8_t *data, size_t size)
+{
+	struct dg_containers *s = NULL;
+	uint8_t *again = NULL;
+	size_t len = 0;
+	int rc = dg_containers_decode(data, size, &s);
+
+	if (rc != DG_OK) {
+		if (s != NULL || (rc != DG_ERR_FORMAT && rc != DG_ERR_TRUNCATED &&
+		                  rc != DG_ERR_TRAILING && rc != DG_ERR_TOOBIG && rc != DG_ERR_NOMEM))
+			abort();
+		return;
+	}
+	/* One encoding per state: anything else accepted would be a second reading. */
+	if (dg_containers_encode(s, &again, &len) != DG_OK || len != size ||
+	    memcmp(again, data, size) != 0)
+		abort();
+	free(again);
+	dg_containers_free(s);
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	if (size > 0 && data[0] == 'W')
 		fuzz_workload_text((const char *)data + 1, size - 1);
+	else if (size > 0 && data[0] == 'S')
+		fuzz_state(data + 1, size - 1);
 	else
 		fuzz_events((const char *)data, size);
 	return 0;

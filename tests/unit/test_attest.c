@@ -236,8 +236,9 @@ spawn_verifier(const char *url, const char *log_path)
 		dup2(fd, STDOUT_FILENO);
 		dup2(fd, STDERR_FILENO);
 	}
+	/* The state in memory: each verifier of this suite starts with no agents. */
 	execl(exe, exe, "serve", "--listen", url, "--policies", policies, "--secrets", secrets,
-	      "--audit-log", audit_path, (char *)NULL);
+	      "--audit-log", audit_path, "--state", ":memory:", (char *)NULL);
 	_exit(127);
 }
 

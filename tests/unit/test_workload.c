@@ -1034,8 +1034,8 @@ START_TEST(test_decode_rejects)
 	struct dg_containers *s = NULL;
 	struct round r;
 	uint8_t *doc = NULL, *copy, *again;
-	size_t len = 0, again_len;
-	char hex[65], upper[65], from[128], to[512];
+	size_t len = 0, again_len, c2_len;
+	char hex[65], upper[65], from[128], to[512], id[DG_CONTAINER_ID_MAX + 2];
 	unsigned seed = 5;
 
 	round_init(&r, ws, 1);
@@ -1069,8 +1069,9 @@ START_TEST(test_decode_rejects)
 	ck_assert_int_eq(decode_replaced(doc, len, "container c1 ", "container c:1 "),
 	                 DG_ERR_FORMAT);
 	ck_assert_int_eq(decode_replaced(doc, len, "container c1 ", "container  "), DG_ERR_FORMAT);
-	memset(to, 'a', 129);
-	snprintf(to, sizeof to, "container %.129s ", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa");
+	memset(id, 'a', DG_CONTAINER_ID_MAX + 1);
+	id[DG_CONTAINER_ID_MAX + 1] = '\0';
+	snprintf(to, sizeof to, "container %s ", id);
 	ck_assert_int_eq(decode_replaced(doc, len, "container c1 ", to), DG_ERR_FORMAT);
 	ck_assert_int_eq(decode_replaced(doc, len, "container c1 ", "container c4 "),
 	                 DG_ERR_FORMAT); /* c4 before c2 */
@@ -1091,8 +1092,14 @@ START_TEST(test_decode_rejects)
 	/* Record lengths: zero, leading zero, past the bound, one too many. */
 	ck_assert_int_eq(decode_replaced(doc, len, "container c2 - ", "container c2 - 0"),
 	                 DG_ERR_FORMAT);
-	ck_assert_int_eq(decode_replaced(doc, len, "container c2 - ", "container c2 - 1"),
-	                 DG_ERR_FORMAT); /* "1<len>" is past the record's newline */
+	free(record_for("web", "db", "/usr/bin/db", &c2_len));
+	snprintf(from, sizeof from, "container c2 - %zu\n", c2_len);
+	snprintf(to, sizeof to, "container c2 - %zu\n", c2_len + 1);
+	ck_assert_int_eq(decode_replaced(doc, len, from, to), DG_ERR_FORMAT);
+	snprintf(to, sizeof to, "container c2 - %zu\n", c2_len - 1);
+	ck_assert_int_eq(decode_replaced(doc, len, from, to), DG_ERR_FORMAT);
+	snprintf(to, sizeof to, "container c2 - 1%zu\n", c2_len);
+	ck_assert_int_eq(decode_replaced(doc, len, from, to), DG_ERR_TRUNCATED);
 	ck_assert_int_eq(decode_replaced(doc, len, "container c2 - ", "container c2 - 99999999"),
 	                 DG_ERR_TOOBIG);
 	/* A record that is not canonical. */

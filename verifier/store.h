@@ -1,0 +1,57 @@
+/*
+ * The verifier's durable per-agent state: one SQLite database in WAL mode
+ * with synchronous=FULL, so that once dg_store_save returns the state is on
+ * disk, and a verifier killed at any moment (SIGKILL, power loss) restarts
+ * where its last acknowledged verdict left it.
+ *
+ * Durable, per activated agent: its identity (EK and AK public areas, AK name,
+ * PCR), its replay position (both PCR banks, used mask, entry count), the last
+ * clockInfo, the sticky drift reasons and the container state. Not durable:
+ * nonces and enrollment challenges. They live for seconds; a restart
+ * invalidates them and the agent asks again (a round in flight across a
+ * restart gets an error, not a verdict). An agent that enrolled but never
+ * completed activation is not stored either: it enrolls again.
+ *
+ * Everything read back is treated as untrusted: a row that does not hold
+ * together is an error at load, never a crash and never a silently reset
+ * agent. One process owns a state file at a time (SQLite exclusive locking):
+ * two verifiers on one file would overwrite each other's agents.
+ */
+#ifndef DRIFTGATE_VERIFIER_STORE_H
+#define DRIFTGATE_VERIFIER_STORE_H
+
+#include <stddef.h>
+
+#include "registry.h"
+
+#define DG_STORE_MEMORY ":memory:" /* a store that dies with the process (tests) */
+#define DG_STORE_SCHEMA_VERSION 1
+
+struct dg_store;
+
+/*
+ * Open (creating a missing file, mode 0600) and check the schema. err
+ * receives a readable reason. DG_ERR_PERM if the file is not a regular file
+ * of the verifier's user or group or others may write it (whoever can write
+ * it can clear an agent's drift); DG_ERR_STATE if another process has it
+ * open; DG_ERR_UNSUPPORTED for another schema version; DG_ERR_FORMAT for a
+ * database that is not a driftgate state; DG_ERR_IO otherwise.
+ */
+int dg_store_open(const char *path, struct dg_store **out, char *err, size_t err_cap);
+void dg_store_close(struct dg_store *s);
+
+/*
+ * Add every stored agent to r (which must hold none of them yet) as
+ * activated, its AK key rebuilt from the stored public area. A row that does
+ * not hold together (types, lengths, keys that do not import or whose name
+ * differs, replay state for another PCR, undecodable containers, drift rows
+ * out of sequence or for no agent) is DG_ERR_FORMAT (DG_ERR_TOOBIG past a
+ * bound) with err naming the agent and the field; the caller then discards r.
+ */
+int dg_store_load(struct dg_store *s, struct dg_registry *r, char *err, size_t err_cap);
+
+/* Write a's identity and state (not its nonce or challenge) in one
+ * transaction; durable when DG_OK is returned, unchanged otherwise. */
+int dg_store_save(struct dg_store *s, const struct dg_agent_rec *a);
+
+#endif
