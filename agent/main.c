@@ -157,6 +157,8 @@ set_option(const char *key, const char *value, void *arg)
 			return DG_ERR_INVAL;
 		return copy_str(o->measure[o->n_measure++], sizeof o->measure[0], value);
 	}
+	if (strcmp(key, "no-exec-watch") == 0)
+		return set_option("exec-watch", strcmp(value, "true") == 0 ? "false" : "true", arg);
 	if (strcmp(key, "enforce") == 0 || strcmp(key, "exec-watch") == 0) {
 		bool on;
 		if (strcmp(value, "true") == 0 || strcmp(value, "yes") == 0 || strcmp(value, "1") == 0)
@@ -396,9 +398,7 @@ int
 main(int argc, char **argv)
 {
 	static struct options o; /* large (the ascii line buffer lives in cmd_log) */
-	char err[512];
-	const char *config = NULL;
-	int c, rv;
+	int rv;
 
 	dg_agent_config_defaults(&o.cfg);
 	o.format = DG_LOG_FORMAT_ASCII;
@@ -407,40 +407,17 @@ main(int argc, char **argv)
 		return argc < 2 ? EXIT_USAGE : EXIT_OK;
 	}
 	const char *cmd = argv[1];
-	/* Config first, so the command line overrides it. */
-	for (int i = 2; i + 1 < argc; i++)
-		if (strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0)
-			config = argv[i + 1];
-	if (config != NULL && (rv = dg_conf_load(config, set_option, &o, err, sizeof err)) != DG_OK) {
-		fprintf(stderr, "driftgate-agent: %s: %s\n", config, err);
+	int first = 0;
+	rv = dg_conf_getopt("driftgate-agent", argc, argv, "c:i:T:v:C:s:p:n:t:m:f:eh", long_options,
+	                    set_option, &o, &first);
+	if (rv == DG_ERR_NOTFOUND) {
+		usage(stdout);
+		return EXIT_OK;
+	}
+	if (rv != DG_OK)
 		return EXIT_USAGE;
-	}
-	optind = 2;
-	while ((c = getopt_long(argc, argv, "c:i:T:v:C:s:p:n:t:m:f:eh", long_options, NULL)) != -1) {
-		const struct option *lo = NULL;
-		if (c == 'h') {
-			usage(stdout);
-			return EXIT_OK;
-		}
-		if (c == 'c')
-			continue;
-		if (c == '?')
-			return EXIT_USAGE;
-		for (const struct option *p = long_options; p->name; p++)
-			if (p->val == c)
-				lo = p;
-		if (lo != NULL && lo->val == 3) {
-			o.cfg.exec_watch = false;
-			continue;
-		}
-		if (lo == NULL || (rv = set_option(lo->name, optarg ? optarg : "true", &o)) != DG_OK) {
-			fprintf(stderr, "driftgate-agent: invalid value for --%s: '%s'\n",
-			        lo ? lo->name : "?", optarg);
-			return EXIT_USAGE;
-		}
-	}
-	char **args = argv + optind;
-	int nargs = argc - optind;
+	char **args = argv + first;
+	int nargs = argc - first;
 	if (strcmp(cmd, "run") == 0 && nargs == 0)
 		return cmd_run(&o);
 	if (strcmp(cmd, "log") == 0 && nargs == 0)

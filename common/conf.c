@@ -2,6 +2,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -100,4 +101,41 @@ out:
 	free(text);
 	fclose(f);
 	return rv;
+}
+
+int
+dg_conf_getopt(const char *prog, int argc, char **argv, const char *shortopts,
+               const struct option *longopts, dg_conf_fn fn, void *arg, int *first_arg)
+{
+	char err[512];
+	const char *config = NULL;
+	int c, rv;
+
+	for (int i = 2; i + 1 < argc; i++)
+		if (strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0)
+			config = argv[i + 1];
+	if (config != NULL && (rv = dg_conf_load(config, fn, arg, err, sizeof err)) != DG_OK) {
+		fprintf(stderr, "%s: %s: %s\n", prog, config, err);
+		return DG_ERR_INVAL;
+	}
+	optind = 2;
+	while ((c = getopt_long(argc, argv, shortopts, longopts, NULL)) != -1) {
+		const struct option *lo = NULL;
+		if (c == 'h')
+			return DG_ERR_NOTFOUND;
+		if (c == '?')
+			return DG_ERR_INVAL;
+		for (const struct option *p = longopts; p->name != NULL; p++)
+			if (p->val == c)
+				lo = p;
+		if (lo != NULL && strcmp(lo->name, "config") == 0)
+			continue; /* already read */
+		if (lo == NULL || fn(lo->name, optarg ? optarg : "true", arg) != DG_OK) {
+			fprintf(stderr, "%s: invalid value for --%s: '%s'\n", prog, lo ? lo->name : "?",
+			        optarg ? optarg : "");
+			return DG_ERR_INVAL;
+		}
+	}
+	*first_arg = optind;
+	return DG_OK;
 }

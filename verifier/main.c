@@ -354,48 +354,28 @@ cmd_workload(struct options *o)
 static int
 run(struct options *o, int argc, char **argv)
 {
-	char err[512];
-	const char *config = NULL;
-	int c, rv;
+	int rv;
 	if (argc < 2 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
 		usage(argc < 2 ? stderr : stdout);
 		return argc < 2 ? EXIT_USAGE : EXIT_OK;
 	}
 	const char *cmd = argv[1];
-	for (int i = 2; i + 1 < argc; i++)
-		if (strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0)
-			config = argv[i + 1];
-	if (config != NULL && (rv = dg_conf_load(config, set_option, o, err, sizeof err)) != DG_OK) {
-		fprintf(stderr, "driftgate-verifier: %s: %s\n", config, err);
+	int first = 0;
+	rv = dg_conf_getopt("driftgate-verifier", argc, argv, "c:l:P:S:a:f:N:A:s:x:k:o:h",
+	                    long_options, set_option, o, &first);
+	if (rv == DG_ERR_NOTFOUND) {
+		usage(stdout);
+		return EXIT_OK;
+	}
+	if (rv != DG_OK)
 		return EXIT_USAGE;
-	}
-	optind = 2;
-	while ((c = getopt_long(argc, argv, "c:l:P:S:a:f:N:A:s:x:k:o:h", long_options, NULL)) != -1) {
-		const struct option *lo = NULL;
-		if (c == 'h') {
-			usage(stdout);
-			return EXIT_OK;
-		}
-		if (c == 'c')
-			continue;
-		if (c == '?')
-			return EXIT_USAGE;
-		for (const struct option *p = long_options; p->name; p++)
-			if (p->val == c)
-				lo = p;
-		if (lo == NULL || set_option(lo->name, optarg, o) != DG_OK) {
-			fprintf(stderr, "driftgate-verifier: invalid value for --%s: '%s'\n",
-			        lo ? lo->name : "?", optarg);
-			return EXIT_USAGE;
-		}
-	}
-	int nargs = argc - optind;
+	int nargs = argc - first;
 	if (strcmp(cmd, "serve") == 0 && nargs == 0)
 		return cmd_serve(o);
 	if (strcmp(cmd, "replay") == 0 && nargs == 1)
-		return cmd_replay(o, argv[optind]);
+		return cmd_replay(o, argv[first]);
 	if (strcmp(cmd, "baseline") == 0)
-		return cmd_baseline(o, argv + optind, nargs);
+		return cmd_baseline(o, argv + first, nargs);
 	if (strcmp(cmd, "workload") == 0 && nargs == 0)
 		return cmd_workload(o);
 	fprintf(stderr, "driftgate-verifier: unknown command or wrong arguments: '%s' "

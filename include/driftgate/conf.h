@@ -19,4 +19,18 @@ int dg_conf_parse(const char *text, size_t len, dg_conf_fn fn, void *arg, char *
 /* Read path (at most DG_CONF_MAX_BYTES) and parse it. */
 int dg_conf_load(const char *path, dg_conf_fn fn, void *arg, char *err, size_t err_cap);
 
+struct option;
+
+/*
+ * The tools' command lines: "PROG COMMAND [OPTIONS] [ARGS]". The file named by
+ * -c/--config is read first, so that options given on the command line win;
+ * then every option is handed to fn with its long name and value ("true" for
+ * an option without an argument). Errors are printed as "PROG: ...".
+ * Returns DG_OK with *first_arg the index of the first argument after the
+ * options, DG_ERR_NOTFOUND if -h/--help was given, or DG_ERR_INVAL on a
+ * usage error.
+ */
+int dg_conf_getopt(const char *prog, int argc, char **argv, const char *shortopts,
+                   const struct option *longopts, dg_conf_fn fn, void *arg, int *first_arg);
+
 #endif
