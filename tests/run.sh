@@ -36,6 +36,15 @@ export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
 DG_CRASH_RUNS=${DG_CRASH_RUNS_RELEASE:-150} run_build release -Dbuildtype=debugoptimized
 DG_CRASH_RUNS=${DG_CRASH_RUNS_ASAN:-20} run_build asan -Dbuildtype=debug -Db_sanitize=address,undefined -Db_lundef=false
 
+echo "### cppcheck (warning, performance, portability) over common/ agent/ verifier/"
+if cppcheck --quiet --enable=warning,performance,portability --inline-suppr --std=c11 \
+	-I include -I agent -I verifier --suppress=missingIncludeSystem --error-exitcode=1 \
+	common agent verifier; then
+	echo "cppcheck ok"; passed=$((passed + 1))
+else
+	echo "cppcheck FAILED"; failed=$((failed + 1))
+fi
+
 if [ -f tests/fuzz/run.sh ]; then
 	echo "### fuzzing, ${fuzz_seconds}s per target"
 	if out=$(bash tests/fuzz/run.sh "$root/build-fuzz" "$fuzz_seconds"); then
