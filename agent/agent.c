@@ -150,12 +150,12 @@ open_verifier(struct dg_agent *a)
 	nng_duration t = (nng_duration)a->cfg.timeout_ms;
 	if ((rv = nng_socket_set_ms(a->verifier, NNG_OPT_RECVTIMEO, t)) != 0 ||
 	    (rv = nng_socket_set_ms(a->verifier, NNG_OPT_SENDTIMEO, t)) != 0 ||
-	    (rv = nng_socket_set_size(a->verifier, NNG_OPT_RECVMAXSZ, 1024 * 1024)) != 0 ||
-	    (rv = nng_dial(a->verifier, a->cfg.verifier_url, NULL, NNG_FLAG_NONBLOCK)) != 0) {
+	    (rv = nng_socket_set_size(a->verifier, NNG_OPT_RECVMAXSZ, 1024 * 1024)) != 0) {
 		fprintf(stderr, LOG_PREFIX "%s: %s\n", a->cfg.verifier_url, nng_strerror(rv));
 		return dg_transport_err(rv);
 	}
-	return DG_OK;
+	return dg_transport_dial(a->verifier, a->cfg.verifier_url, a->cfg.tls_ca,
+	                         a->cfg.tls_server_name[0] ? a->cfg.tls_server_name : NULL);
 }
 
 int

@@ -25,6 +25,8 @@ struct dg_agent_config {
 	char agent_id[DG_WIRE_MAX_AGENT_ID + 1];
 	char tcti[256];
 	char verifier_url[256];
+	char tls_ca[PATH_MAX];       /* for tls+tcp:// verifier urls: what its certificate chains to */
+	char tls_server_name[256];   /* checked against the certificate; default: the url's host */
 	char control_url[256];
 	char state_dir[PATH_MAX];
 	uint32_t pcr;

@@ -58,7 +58,12 @@ usage(FILE *f)
 	    "  -i, --agent-id ID       agent identity, [A-Za-z0-9._-]{1,64} (default: hostname)\n"
 	    "  -T, --tcti TCTI         TPM access, as tpm2-tools spells it\n"
 	    "                          (default: " DG_AGENT_DEFAULT_TCTI ")\n"
-	    "  -v, --verifier URL      verifier address (default: " DG_AGENT_DEFAULT_VERIFIER ")\n"
+	    "  -v, --verifier URL      verifier address (default: " DG_AGENT_DEFAULT_VERIFIER ");\n"
+	    "                          tls+tcp://HOST:PORT for TLS (needs --tls-ca)\n"
+	    "      --tls-ca FILE       PEM certificates the verifier's must chain to (give\n"
+	    "                          its own certificate to pin it)\n"
+	    "      --tls-server-name N name the verifier's certificate must carry (default:\n"
+	    "                          the host in --verifier)\n"
 	    "  -C, --control URL       control socket (default: " DG_AGENT_DEFAULT_CONTROL ")\n"
 	    "  -s, --state-dir DIR     log and state directory (default: " DG_AGENT_DEFAULT_STATE_DIR ")\n"
 	    "  -p, --pcr N             PCR to extend, 8..15 (default: 13; see README)\n"
@@ -122,6 +127,10 @@ set_option(const char *key, const char *value, void *arg)
 		return copy_str(c->tcti, sizeof c->tcti, value);
 	if (strcmp(key, "verifier") == 0)
 		return copy_str(c->verifier_url, sizeof c->verifier_url, value);
+	if (strcmp(key, "tls-ca") == 0)
+		return copy_str(c->tls_ca, sizeof c->tls_ca, value);
+	if (strcmp(key, "tls-server-name") == 0)
+		return copy_str(c->tls_server_name, sizeof c->tls_server_name, value);
 	if (strcmp(key, "control") == 0)
 		return copy_str(c->control_url, sizeof c->control_url, value);
 	if (strcmp(key, "state-dir") == 0)
@@ -191,6 +200,7 @@ static const struct option long_options[] = {
 	{"timeout", required_argument, NULL, 't'},  {"measure", required_argument, NULL, 'm'},
 	{"format", required_argument, NULL, 'f'},   {"help", no_argument, NULL, 'h'},
 	{"enforce", no_argument, NULL, 'e'},        {"no-exec-watch", no_argument, NULL, 3},
+	{"tls-ca", required_argument, NULL, 4},     {"tls-server-name", required_argument, NULL, 5},
 	{NULL, 0, NULL, 0},
 };
 

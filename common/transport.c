@@ -1,6 +1,11 @@
 #include "driftgate/transport.h"
 
+#include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+
+#include <nng/supplemental/tls/tls.h>
 
 #include <openssl/crypto.h>
 
@@ -50,4 +55,82 @@ dg_transport_recv(nng_socket s, struct dg_msg *m)
 	OPENSSL_cleanse(buf, len);
 	nng_free(buf, len);
 	return rv;
+}
+
+static bool
+is_tls(const char *url)
+{
+	return strncmp(url, "tls+tcp://", 10) == 0 || strncmp(url, "tls+tcp4://", 11) == 0 ||
+	       strncmp(url, "tls+tcp6://", 11) == 0;
+}
+
+/* The host part of a tls+tcp://host:port url, for certificate name checks. */
+static void
+url_host(const char *url, char *out, size_t cap)
+{
+	const char *h = strstr(url, "://");
+	h = h ? h + 3 : url;
+	size_t n = strcspn(h, ":/");
+	snprintf(out, cap, "%.*s", (int)(n < cap ? n : cap - 1), h);
+}
+
+int
+dg_transport_listen(nng_socket s, const char *url, const char *cert_key_file)
+{
+	nng_listener l;
+	nng_tls_config *cfg = NULL;
+	int rv;
+	if (is_tls(url) != (cert_key_file != NULL && cert_key_file[0] != '\0')) {
+		fprintf(stderr, "driftgate: %s: a tls+tcp:// address needs a certificate and key, "
+		                "and only such an address takes one\n", url);
+		return DG_ERR_INVAL;
+	}
+	if ((rv = nng_listener_create(&l, s, url)) != 0)
+		goto out;
+	if (is_tls(url)) {
+		if ((rv = nng_tls_config_alloc(&cfg, NNG_TLS_MODE_SERVER)) != 0 ||
+		    (rv = nng_tls_config_cert_key_file(cfg, cert_key_file, NULL)) != 0 ||
+		    (rv = nng_listener_set_ptr(l, NNG_OPT_TLS_CONFIG, cfg)) != 0)
+			goto out;
+	}
+	rv = nng_listener_start(l, 0);
+out:
+	if (cfg != NULL)
+		nng_tls_config_free(cfg); /* the listener holds its own reference */
+	if (rv != 0)
+		fprintf(stderr, "driftgate: listen %s: %s\n", url, nng_strerror(rv));
+	return dg_transport_err(rv);
+}
+
+int
+dg_transport_dial(nng_socket s, const char *url, const char *ca_file, const char *server_name)
+{
+	nng_dialer d;
+	nng_tls_config *cfg = NULL;
+	char host[256];
+	int rv;
+	if (is_tls(url) != (ca_file != NULL && ca_file[0] != '\0')) {
+		fprintf(stderr, "driftgate: %s: a tls+tcp:// address needs the verifier's CA "
+		                "(--tls-ca), and only such an address takes one\n", url);
+		return DG_ERR_INVAL;
+	}
+	if ((rv = nng_dialer_create(&d, s, url)) != 0)
+		goto out;
+	if (is_tls(url)) {
+		url_host(url, host, sizeof host);
+		if ((rv = nng_tls_config_alloc(&cfg, NNG_TLS_MODE_CLIENT)) != 0 ||
+		    (rv = nng_tls_config_auth_mode(cfg, NNG_TLS_AUTH_MODE_REQUIRED)) != 0 ||
+		    (rv = nng_tls_config_ca_file(cfg, ca_file)) != 0 ||
+		    (rv = nng_tls_config_server_name(cfg, server_name ? server_name : host)) != 0 ||
+		    (rv = nng_dialer_set_ptr(d, NNG_OPT_TLS_CONFIG, cfg)) != 0)
+			goto out;
+	}
+	/* In the background: the verifier may come up after the agent. */
+	rv = nng_dialer_start(d, NNG_FLAG_NONBLOCK);
+out:
+	if (cfg != NULL)
+		nng_tls_config_free(cfg);
+	if (rv != 0)
+		fprintf(stderr, "driftgate: dial %s: %s\n", url, nng_strerror(rv));
+	return dg_transport_err(rv);
 }

@@ -23,6 +23,7 @@
 
 struct dg_verifier_config {
 	char listen_url[256];
+	char tls_cert_key[PATH_MAX]; /* for tls+tcp:// listen urls */
 	char policies_dir[PATH_MAX];
 	char secrets_dir[PATH_MAX];
 	char audit_path[PATH_MAX];

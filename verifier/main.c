@@ -47,7 +47,9 @@ usage(FILE *f)
 	    "\n"
 	    "Options for serve:\n"
 	    "  -c, --config FILE     read 'option = value' lines (long option names)\n"
-	    "  -l, --listen URL      address to listen on (default: " DG_VERIFIER_DEFAULT_LISTEN ")\n"
+	    "  -l, --listen URL      address to listen on (default: " DG_VERIFIER_DEFAULT_LISTEN ");\n"
+	    "                        tls+tcp://HOST:PORT for TLS (needs --tls-cert)\n"
+	    "      --tls-cert FILE   PEM file with the verifier's certificate and private key\n"
 	    "  -P, --policies DIR    directory of *.baseline and *.workload files\n"
 	    "                        (default: " DG_VERIFIER_DEFAULT_POLICIES ")\n"
 	    "  -S, --secrets DIR     directory of secret files, mode 0600, owned by the\n"
@@ -120,6 +122,8 @@ set_option(const char *key, const char *value, void *arg)
 	struct dg_verifier_config *c = &o->cfg;
 	if (strcmp(key, "listen") == 0)
 		return copy_str(c->listen_url, sizeof c->listen_url, value);
+	if (strcmp(key, "tls-cert") == 0)
+		return copy_str(c->tls_cert_key, sizeof c->tls_cert_key, value);
 	if (strcmp(key, "policies") == 0)
 		return copy_str(c->policies_dir, sizeof c->policies_dir, value);
 	if (strcmp(key, "secrets") == 0)
@@ -195,7 +199,7 @@ static const struct option long_options[] = {
 	{"exclude", required_argument, NULL, 'x'}, {"help", no_argument, NULL, 'h'},
 	{"container", required_argument, NULL, 'k'}, {"output", required_argument, NULL, 'o'},
 	{"ek-ca", required_argument, NULL, 2},     {"allow-no-ek-cert", required_argument, NULL, 3},
-	{"state", required_argument, NULL, 4},
+	{"state", required_argument, NULL, 4},     {"tls-cert", required_argument, NULL, 5},
 	{NULL, 0, NULL, 0},
 };
 
@@ -215,7 +219,7 @@ cmd_serve(struct options *o)
 		fprintf(stderr, "driftgate-verifier: %s\n", err[0] ? err : dg_strerror(rv));
 		return EXIT_ERROR;
 	}
-	rv = dg_server_run(v, o->cfg.listen_url, &stop_requested);
+	rv = dg_server_run(v, o->cfg.listen_url, o->cfg.tls_cert_key, &stop_requested);
 	dg_verifier_free(v);
 	return rv == DG_OK ? EXIT_OK : EXIT_ERROR;
 }

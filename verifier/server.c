@@ -9,7 +9,8 @@
 #include "driftgate/transport.h"
 
 int
-dg_server_run(struct dg_verifier *v, const char *url, volatile sig_atomic_t *stop)
+dg_server_run(struct dg_verifier *v, const char *url, const char *tls_cert_key,
+              volatile sig_atomic_t *stop)
 {
 	nng_socket s;
 	struct dg_msg req, reply;
@@ -19,11 +20,13 @@ dg_server_run(struct dg_verifier *v, const char *url, volatile sig_atomic_t *sto
 		return dg_transport_err(rv);
 	if ((rv = nng_socket_set_size(s, NNG_OPT_RECVMAXSZ, DG_WIRE_MAX_MSG)) != 0 ||
 	    (rv = nng_socket_set_ms(s, NNG_OPT_RECVTIMEO, 500)) != 0 ||
-	    (rv = nng_socket_set_ms(s, NNG_OPT_SENDTIMEO, 5000)) != 0 ||
-	    (rv = nng_listen(s, url, NULL, 0)) != 0) {
-		fprintf(stderr, "driftgate-verifier: listen %s: %s\n", url, nng_strerror(rv));
+	    (rv = nng_socket_set_ms(s, NNG_OPT_SENDTIMEO, 5000)) != 0) {
 		nng_close(s);
 		return dg_transport_err(rv);
+	}
+	if ((rv = dg_transport_listen(s, url, tls_cert_key)) != DG_OK) {
+		nng_close(s);
+		return rv;
 	}
 	fprintf(stderr, "driftgate-verifier: listening on %s\n", url);
 	while (!*stop) {

@@ -7,7 +7,8 @@
 #include "attest.h"
 
 /* Listen on url and serve until *stop is set. Malformed requests get an
- * ERROR reply and change nothing. */
-int dg_server_run(struct dg_verifier *v, const char *url, volatile sig_atomic_t *stop);
+ * ERROR reply and change nothing. tls_cert_key: see dg_transport_listen. */
+int dg_server_run(struct dg_verifier *v, const char *url, const char *tls_cert_key,
+                  volatile sig_atomic_t *stop);
 
 #endif

@@ -16,4 +16,20 @@ int dg_transport_recv(nng_socket s, struct dg_msg *m);
 /* Map an nng error to a dg_err. */
 int dg_transport_err(int nng_rv);
 
+/*
+ * Listen on url (verifier). A tls+tcp:// url needs cert_key_file: one PEM file
+ * with the verifier's certificate (chain) and private key; other urls must not
+ * name one. Errors are printed.
+ */
+int dg_transport_listen(nng_socket s, const char *url, const char *cert_key_file);
+
+/*
+ * Dial url in the background (agent). A tls+tcp:// url needs ca_file: the PEM
+ * certificates the verifier's certificate must chain to (pin the verifier by
+ * giving its own self-signed certificate); server_name (may be NULL: the
+ * url's host) is checked against the certificate. Errors are printed.
+ */
+int dg_transport_dial(nng_socket s, const char *url, const char *ca_file,
+                      const char *server_name);
+
 #endif
