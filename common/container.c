@@ -33,6 +33,7 @@
 
 #include "driftgate/err.h"
 #include "driftgate/log.h"
+#include "driftgate/text.h"
 
 #define HEADER_KEYWORD "driftgate-container"
 #define HEADER_VERSION "1"
@@ -312,17 +313,6 @@ bool_text(bool v)
 	return v ? "true" : "false";
 }
 
-static void
-hex_encode(const uint8_t *data, size_t len, char *out)
-{
-	static const char digits[] = "0123456789abcdef";
-	for (size_t i = 0; i < len; i++) {
-		out[2 * i] = digits[data[i] >> 4];
-		out[2 * i + 1] = digits[data[i] & 0xf];
-	}
-	out[2 * len] = '\0';
-}
-
 /* Lines from "arg" to "readonly-rootfs". */
 static int
 encode_process(struct buf *b, const struct dg_container *c)
@@ -335,7 +325,7 @@ encode_process(struct buf *b, const struct dg_container *c)
 			rc = buf_put(b, "\n", 1);
 	}
 	for (size_t i = 0; i < c->n_env && rc == DG_OK; i++) {
-		hex_encode(c->env[i].value_sha256, DG_SHA256_LEN, hex);
+		dg_text_hex_encode(c->env[i].value_sha256, DG_SHA256_LEN, hex);
 		if ((rc = buf_str(b, "env")) == DG_OK && (rc = buf_field(b, c->env[i].name)) == DG_OK &&
 		    (rc = buf_str(b, " " DIGEST_PREFIX)) == DG_OK && (rc = buf_str(b, hex)) == DG_OK)
 			rc = buf_put(b, "\n", 1);
@@ -444,17 +434,7 @@ dg_container_name(const struct dg_container *c)
 static bool
 name_valid(const char *s)
 {
-	size_t len = strlen(s);
-
-	if (len == 0 || len > DG_CONTAINER_MAX_NAME || strcmp(s, NONE) == 0)
-		return false;
-	for (size_t i = 0; i < len; i++) {
-		char ch = s[i];
-		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-		      ch == '.' || ch == '_' || ch == '-'))
-			return false;
-	}
-	return true;
+	return strcmp(s, NONE) != 0 && dg_text_name_valid(s, strlen(s), DG_CONTAINER_MAX_NAME);
 }
 
 static int
@@ -1220,16 +1200,6 @@ next_token(struct line *l, const char **tok, size_t *len)
 	return true;
 }
 
-static int
-hex_lower(char ch)
-{
-	if (ch >= '0' && ch <= '9')
-		return ch - '0';
-	if (ch >= 'a' && ch <= 'f')
-		return ch - 'a' + 10;
-	return -1;
-}
-
 /* Decode one value as buf_token writes it, refusing every other spelling
  * (so a record has exactly one text): no raw byte that would be escaped, no
  * escape of a byte that would not, lowercase hex, no NUL. */
@@ -1269,8 +1239,8 @@ decode_token(const char *tok, size_t len, bool in_options, char **out)
 			i++;
 			continue;
 		}
-		int hi = i + 3 < len && tok[i + 1] == 'x' ? hex_lower(tok[i + 2]) : -1;
-		int lo = hi >= 0 ? hex_lower(tok[i + 3]) : -1;
+		int hi = i + 3 < len && tok[i + 1] == 'x' ? dg_text_hex_digit(tok[i + 2], true) : -1;
+		int lo = hi >= 0 ? dg_text_hex_digit(tok[i + 3], true) : -1;
 		if (lo < 0)
 			goto out;
 		ch = (unsigned char)(hi << 4 | lo);
@@ -1385,13 +1355,7 @@ parse_env(struct line *l, struct dg_container *c)
 	if (!next_token(l, &tok, &len) || len != prefix_len + 2 * DG_SHA256_LEN ||
 	    memcmp(tok, DIGEST_PREFIX, prefix_len) != 0)
 		return DG_ERR_FORMAT;
-	for (size_t i = 0; i < DG_SHA256_LEN; i++) {
-		int hi = hex_lower(tok[prefix_len + 2 * i]), lo = hex_lower(tok[prefix_len + 2 * i + 1]);
-		if (hi < 0 || lo < 0)
-			return DG_ERR_FORMAT;
-		e->value_sha256[i] = (uint8_t)(hi << 4 | lo);
-	}
-	return DG_OK;
+	return dg_text_hex_decode(tok + prefix_len, 2 * DG_SHA256_LEN, e->value_sha256, true);
 }
 
 static int
@@ -1821,8 +1785,8 @@ diff_env(struct diff *d, const struct dg_container *old, const struct dg_contain
 			k++;
 		} else {
 			if (memcmp(o->value_sha256, s->value_sha256, DG_SHA256_LEN) != 0) {
-				hex_encode(o->value_sha256, DG_SHA256_LEN, a);
-				hex_encode(s->value_sha256, DG_SHA256_LEN, b);
+				dg_text_hex_encode(o->value_sha256, DG_SHA256_LEN, a);
+				dg_text_hex_encode(s->value_sha256, DG_SHA256_LEN, b);
 				report(d, "env %s: " DIGEST_PREFIX "%.*s.. -> " DIGEST_PREFIX "%.*s..",
 				       quote(q, o->name), DIFF_HASH_HEX, a, DIFF_HASH_HEX, b);
 			}

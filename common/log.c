@@ -9,6 +9,7 @@
 
 #include "driftgate/err.h"
 #include "driftgate/hash.h"
+#include "driftgate/text.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -301,31 +302,11 @@ out:
 	return rc;
 }
 
-static int
-log_hex_value(uint8_t c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
-/* Decode exactly hex_len hex digits into out. */
+/* Decode exactly hex_len hex digits, either case, into out. */
 static int
 log_unhex(const uint8_t *hex, size_t hex_len, uint8_t *out)
 {
-	if (hex_len % 2 != 0)
-		return DG_ERR_FORMAT;
-	for (size_t i = 0; i < hex_len / 2; i++) {
-		int hi = log_hex_value(hex[2 * i]), lo = log_hex_value(hex[2 * i + 1]);
-		if (hi < 0 || lo < 0)
-			return DG_ERR_FORMAT;
-		out[i] = (uint8_t)(hi << 4 | lo);
-	}
-	return DG_OK;
+	return dg_text_hex_decode((const char *)hex, hex_len, out, false);
 }
 
 /* Length of the token at p (up to a space or the end of the line). */
@@ -552,16 +533,13 @@ out:
 	return rc;
 }
 
+/* Lowercase hex of bytes at w; returns the end. dg_text_hex_encode's NUL at
+ * the end is overwritten by the separator or newline that always follows. */
 static char *
 log_put_hex(char *w, const uint8_t *bytes, size_t len)
 {
-	static const char digits[] = "0123456789abcdef";
-
-	for (size_t i = 0; i < len; i++) {
-		*w++ = digits[bytes[i] >> 4];
-		*w++ = digits[bytes[i] & 0x0f];
-	}
-	return w;
+	dg_text_hex_encode(bytes, len, w);
+	return w + 2 * len;
 }
 
 /* Writes the line and a terminating NUL (not counted in *out_len). */

@@ -22,6 +22,7 @@
 #include "driftgate/err.h"
 #include "driftgate/fsdigest.h"
 #include "driftgate/log.h"
+#include "driftgate/text.h"
 
 #define DIGEST_LEN 32
 #define DIGEST_HEX_LEN (2 * DIGEST_LEN)
@@ -34,7 +35,7 @@
 /* Directory levels walked below the root; each holds one open descriptor. */
 #define BUILD_MAX_DEPTH 256
 /* Hex digits of a digest that a difference shows. */
-#define DIFF_HEX_SHOWN 12
+#define DIFF_HEX_SHOWN 12 /* even: whole bytes */
 #define BUILD_MIN_CAP 64
 #define DIR_OPEN_FLAGS (O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
 
@@ -62,27 +63,6 @@ static bool
 byte_needs_escape(unsigned char ch)
 {
 	return ch <= 0x20 || ch >= 0x7f;
-}
-
-static int
-hex_lower_value(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	return -1;
-}
-
-static void
-hex_encode(const uint8_t *data, size_t len, char *out)
-{
-	static const char digits[] = "0123456789abcdef";
-	for (size_t i = 0; i < len; i++) {
-		out[2 * i] = digits[data[i] >> 4];
-		out[2 * i + 1] = digits[data[i] & 0xf];
-	}
-	out[2 * len] = '\0';
 }
 
 static bool
@@ -286,7 +266,7 @@ write_line(char *out, const struct build_item *item)
 {
 	static const char digits[] = "0123456789abcdef";
 
-	hex_encode(item->digest, DIGEST_LEN, out);
+	dg_text_hex_encode(item->digest, DIGEST_LEN, out);
 	out += DIGEST_HEX_LEN;
 	*out++ = ' ';
 	for (int i = MODE_DIGITS - 1; i >= 0; i--)
@@ -378,8 +358,8 @@ parse_path(const char *s, size_t len, char *out)
 			out[n++] = '\\';
 			i++;
 		} else if (ch == '\\') {
-			int hi = i + 3 < len && s[i + 1] == 'x' ? hex_lower_value(s[i + 2]) : -1;
-			int lo = hi >= 0 ? hex_lower_value(s[i + 3]) : -1;
+			int hi = i + 3 < len && s[i + 1] == 'x' ? dg_text_hex_digit(s[i + 2], true) : -1;
+			int lo = hi >= 0 ? dg_text_hex_digit(s[i + 3], true) : -1;
 			if (lo < 0)
 				return DG_ERR_FORMAT;
 			unsigned char byte = (unsigned char)(hi << 4 | lo);
@@ -419,15 +399,8 @@ parse_line(const char *s, size_t len, char *path_out, struct manifest_entry *e)
 
 	if (len < LINE_MIN_LEN - 1 || s[MODE_OFFSET - 1] != ' ' || s[PATH_OFFSET - 1] != ' ')
 		return DG_ERR_FORMAT;
-	for (size_t i = 0; i < DIGEST_HEX_LEN; i++) {
-		int v = hex_lower_value(s[i]);
-		if (v < 0)
-			return DG_ERR_FORMAT;
-		if (i % 2 == 0)
-			e->digest[i / 2] = (uint8_t)(v << 4);
-		else
-			e->digest[i / 2] |= (uint8_t)v;
-	}
+	if (dg_text_hex_decode(s, DIGEST_HEX_LEN, e->digest, true) != DG_OK)
+		return DG_ERR_FORMAT;
 	for (size_t i = MODE_OFFSET; i < MODE_OFFSET + MODE_DIGITS; i++) {
 		if (s[i] < '0' || s[i] > '7')
 			return DG_ERR_FORMAT;
@@ -664,10 +637,7 @@ dg_manifest_path_of(const struct dg_manifest *m, const uint8_t digest[32])
 static void
 digest_prefix(const uint8_t digest[DIGEST_LEN], char out[DIFF_HEX_SHOWN + 1])
 {
-	char hex[DIGEST_HEX_LEN + 1];
-	hex_encode(digest, DIGEST_LEN, hex);
-	memcpy(out, hex, DIFF_HEX_SHOWN);
-	out[DIFF_HEX_SHOWN] = '\0';
+	dg_text_hex_encode(digest, DIFF_HEX_SHOWN / 2, out);
 }
 
 static void

@@ -12,7 +12,6 @@
  */
 #include "driftgate/policy.h"
 
-#include <ctype.h>
 #include <fnmatch.h>
 #include <regex.h>
 #include <stdarg.h>
@@ -21,6 +20,7 @@
 #include <string.h>
 
 #include "driftgate/err.h"
+#include "driftgate/text.h"
 
 #define HEADER_KEYWORD "driftgate-baseline"
 #define HEADER_VERSION "1"
@@ -95,37 +95,6 @@ path_hash(const char *s, size_t len)
 		h = (h ^ w) * 0x100000001b3ull;
 	}
 	return hash_mix(h);
-}
-
-static bool
-is_blank(char c)
-{
-	return c == ' ' || c == '\t' || c == '\r' || c == '\v' || c == '\f';
-}
-
-static bool
-name_valid(const char *s, size_t len)
-{
-	if (len == 0 || len > DG_POLICY_MAX_NAME)
-		return false;
-	for (size_t i = 0; i < len; i++) {
-		unsigned char c = (unsigned char)s[i];
-		if (!(isalnum(c) || c == '.' || c == '_' || c == '-'))
-			return false;
-	}
-	return true;
-}
-
-static int
-hex_value(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
 }
 
 static void
@@ -331,8 +300,8 @@ unescape_path(struct parse_ctx *c, const char *s, size_t len, char **out, size_t
 			i++;
 			continue;
 		}
-		int hi = i + 3 < len && s[i + 1] == 'x' ? hex_value(s[i + 2]) : -1;
-		int lo = hi >= 0 ? hex_value(s[i + 3]) : -1;
+		int hi = i + 3 < len && s[i + 1] == 'x' ? dg_text_hex_digit(s[i + 2], false) : -1;
+		int lo = hi >= 0 ? dg_text_hex_digit(s[i + 3], false) : -1;
 		if (lo < 0)
 			return fail(c, "bad escape at path offset %zu", i);
 		if ((hi | lo) == 0)
@@ -361,30 +330,23 @@ parse_allow(struct parse_ctx *c, const char *arg, size_t len)
 	const size_t prefix_len = strlen(DIGEST_PREFIX);
 	uint8_t digest[DG_SHA256_LEN];
 	char *path = NULL;
-	size_t path_len = 0, i;
+	size_t path_len = 0, i = prefix_len + 2 * DG_SHA256_LEN;
 	int rc;
 
 	if (len < prefix_len || memcmp(arg, DIGEST_PREFIX, prefix_len) != 0) {
 		rc = fail(c, "allow needs 'sha256:<64 hex digits> <path>'");
 		goto out;
 	}
-	for (i = 0; i < 2 * DG_SHA256_LEN; i++) {
-		int v = prefix_len + i < len ? hex_value(arg[prefix_len + i]) : -1;
-		if (v < 0) {
-			rc = fail(c, "bad sha256 hex digest");
-			goto out;
-		}
-		if (i % 2 == 0)
-			digest[i / 2] = (uint8_t)(v << 4);
-		else
-			digest[i / 2] |= (uint8_t)v;
+	if (len < i ||
+	    dg_text_hex_decode(arg + prefix_len, 2 * DG_SHA256_LEN, digest, false) != DG_OK) {
+		rc = fail(c, "bad sha256 hex digest");
+		goto out;
 	}
-	i += prefix_len;
-	if (i == len || !is_blank(arg[i])) {
+	if (i == len || !dg_text_is_blank(arg[i])) {
 		rc = fail(c, i == len ? "allow has no path" : "bad sha256 hex digest");
 		goto out;
 	}
-	while (i < len && is_blank(arg[i]))
+	while (i < len && dg_text_is_blank(arg[i]))
 		i++;
 	if ((rc = unescape_path(c, arg + i, len - i, &path, &path_len)) != DG_OK)
 		goto out;
@@ -533,48 +495,40 @@ static int
 parse_line(struct parse_ctx *c, const char *s, size_t len)
 {
 	struct dg_policy *p = c->p;
-	size_t kw_len = 0, i;
+	struct dg_text_directive d;
 	const char *arg;
 	size_t arg_len;
 
-	while (len > 0 && is_blank(s[0])) {
-		s++;
-		len--;
-	}
-	while (len > 0 && is_blank(s[len - 1]))
-		len--;
-	if (len == 0 || s[0] == '#')
-		return DG_OK;
-	if (memchr(s, '\0', len) != NULL)
+	if (dg_text_directive_split(s, len, &d) != DG_OK)
 		return fail(c, "NUL byte");
-	while (kw_len < len && !is_blank(s[kw_len]))
-		kw_len++;
-	for (i = kw_len; i < len && is_blank(s[i]); i++)
-		;
-	arg = s + i;
-	arg_len = len - i;
-
-#define KW_IS(word) (kw_len == strlen(word) && memcmp(s, word, kw_len) == 0)
-	if (!c->have_header) {
-		if (!KW_IS(HEADER_KEYWORD))
-			return fail(c, "missing '" HEADER_KEYWORD " " HEADER_VERSION "' header");
-		if (arg_len != strlen(HEADER_VERSION) || memcmp(arg, HEADER_VERSION, arg_len) != 0)
-			return fail(c, "unsupported baseline version '%.*s'",
-			            arg_len > ERR_QUOTE_MAX ? ERR_QUOTE_MAX : (int)arg_len, arg);
-		c->have_header = true;
+	if (d.keyword_len == 0)
 		return DG_OK;
-	}
-	if (KW_IS(HEADER_KEYWORD))
+	arg = d.arg;
+	arg_len = d.arg_len;
+
+	switch (dg_text_directive_header(&d, HEADER_KEYWORD, HEADER_VERSION, &c->have_header)) {
+	case DG_TEXT_HEADER_OK:
+		return DG_OK;
+	case DG_TEXT_HEADER_MISSING:
+		return fail(c, "missing '" HEADER_KEYWORD " " HEADER_VERSION "' header");
+	case DG_TEXT_HEADER_VERSION:
+		return fail(c, "unsupported baseline version '%.*s'",
+		            arg_len > ERR_QUOTE_MAX ? ERR_QUOTE_MAX : (int)arg_len, arg);
+	case DG_TEXT_HEADER_REPEATED:
 		return fail(c, "repeated header");
+	case DG_TEXT_HEADER_BODY:
+		break;
+	}
+#define KW_IS(word) dg_text_directive_is(&d, word)
 	if (KW_IS("allow"))
 		return parse_allow(c, arg, arg_len);
 	if (arg_len == 0 && (KW_IS("name") || KW_IS("agent") || KW_IS("exclude") ||
 	                     KW_IS("secret")))
-		return fail(c, "'%.*s' needs an argument", (int)kw_len, s);
+		return fail(c, "'%.*s' needs an argument", (int)d.keyword_len, d.keyword);
 	if (KW_IS("name")) {
 		if (p->name[0] != '\0')
 			return fail(c, "duplicate name");
-		if (!name_valid(arg, arg_len))
+		if (!dg_text_name_valid(arg, arg_len, DG_POLICY_MAX_NAME))
 			return fail(c, "bad name (want [A-Za-z0-9._-]{1,%d})", DG_POLICY_MAX_NAME);
 		memcpy(p->name, arg, arg_len);
 		p->name[arg_len] = '\0';
@@ -586,7 +540,7 @@ parse_line(struct parse_ctx *c, const char *s, size_t len)
 		return list_add(&p->agents, &p->n_agents, arg, arg_len);
 	}
 	if (KW_IS("secret")) {
-		if (!name_valid(arg, arg_len))
+		if (!dg_text_name_valid(arg, arg_len, DG_POLICY_MAX_NAME))
 			return fail(c, "bad secret name (want [A-Za-z0-9._-]{1,%d})",
 			            DG_POLICY_MAX_NAME);
 		return list_add(&p->secrets, &p->n_secrets, arg, arg_len);
@@ -595,7 +549,7 @@ parse_line(struct parse_ctx *c, const char *s, size_t len)
 		return parse_exclude(c, arg, arg_len);
 #undef KW_IS
 	return fail(c, "unknown directive '%.*s'",
-	            kw_len > ERR_QUOTE_MAX ? ERR_QUOTE_MAX : (int)kw_len, s);
+	            d.keyword_len > ERR_QUOTE_MAX ? ERR_QUOTE_MAX : (int)d.keyword_len, d.keyword);
 }
 
 int
@@ -724,17 +678,6 @@ dg_policy_allow_count(const struct dg_policy *p)
 	return p->n_allows;
 }
 
-static void
-hex_encode(const uint8_t *data, size_t len, char *out)
-{
-	static const char digits[] = "0123456789abcdef";
-	for (size_t i = 0; i < len; i++) {
-		out[2 * i] = digits[data[i] >> 4];
-		out[2 * i + 1] = digits[data[i] & 0xf];
-	}
-	out[2 * len] = '\0';
-}
-
 int
 dg_policy_appraise(const struct dg_policy *p, const struct dg_log_entry *e,
                    struct dg_reason *why)
@@ -749,7 +692,7 @@ dg_policy_appraise(const struct dg_policy *p, const struct dg_log_entry *e,
 
 	/* The digest in hex is only needed to explain a failure. */
 #define DIGEST_HEX() \
-	hex_encode(e->digest, e->digest_len <= DG_LOG_MAX_DIGEST ? e->digest_len : 0, hex)
+	dg_text_hex_encode(e->digest, e->digest_len <= DG_LOG_MAX_DIGEST ? e->digest_len : 0, hex)
 	if (path_clean) {
 		for (size_t i = 0; i < p->n_excludes; i++) {
 			if (regexec(&p->excludes[i], path, 0, NULL, 0) == 0)
@@ -801,7 +744,7 @@ dg_policy_format_allow(const char *path, const uint8_t digest[DG_SHA256_LEN],
 		return DG_ERR_INVAL;
 	if (len > DG_LOG_MAX_PATH)
 		return DG_ERR_TOOBIG;
-	hex_encode(digest, DG_SHA256_LEN, hex);
+	dg_text_hex_encode(digest, DG_SHA256_LEN, hex);
 	int head = snprintf(out, cap, "allow " DIGEST_PREFIX "%s ", hex);
 	if (head < 0 || (size_t)head >= cap)
 		return DG_ERR_TOOBIG;

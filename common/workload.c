@@ -21,6 +21,7 @@
 #include "driftgate/container.h"
 #include "driftgate/err.h"
 #include "driftgate/manifest.h"
+#include "driftgate/text.h"
 
 #define HEADER_KEYWORD "driftgate-workload"
 #define HEADER_VERSION "1"
@@ -65,44 +66,15 @@ struct dg_containers {
 /* ---- small helpers ---- */
 
 static bool
-is_blank(char c)
-{
-	return c == ' ' || c == '\t' || c == '\r' || c == '\v' || c == '\f';
-}
-
-static bool
 is_alnum(char c)
 {
 	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
 }
 
 static bool
-name_valid(const char *s, size_t len, size_t max)
-{
-	if (len == 0 || len > max)
-		return false;
-	for (size_t i = 0; i < len; i++) {
-		if (!(is_alnum(s[i]) || s[i] == '.' || s[i] == '_' || s[i] == '-'))
-			return false;
-	}
-	return true;
-}
-
-static bool
 id_char(char c)
 {
 	return is_alnum(c) || c == '_' || c == '.' || c == '+' || c == '-';
-}
-
-static void
-hex_encode(const uint8_t *data, size_t len, char *out)
-{
-	static const char digits[] = "0123456789abcdef";
-	for (size_t i = 0; i < len; i++) {
-		out[2 * i] = digits[data[i] >> 4];
-		out[2 * i + 1] = digits[data[i] & 0xf];
-	}
-	out[2 * len] = '\0';
 }
 
 static int
@@ -257,7 +229,7 @@ parse_container(struct parse_ctx *c, const char *arg, size_t len)
 	struct dg_workload *w = c->w;
 	struct approved_container *grown;
 
-	if (!name_valid(arg, len, DG_CONTAINER_MAX_NAME))
+	if (!dg_text_name_valid(arg, len, DG_CONTAINER_MAX_NAME))
 		return fail(c, "bad container name (want [A-Za-z0-9._-]{1,%d})",
 		            DG_CONTAINER_MAX_NAME);
 	if (container_find(w, arg, len) != NULL)
@@ -278,46 +250,38 @@ static int
 parse_line(struct parse_ctx *c, const char *s, size_t len)
 {
 	struct dg_workload *w = c->w;
-	size_t kw_len = 0, i;
+	struct dg_text_directive d;
 	const char *arg;
 	size_t arg_len;
 
-	while (len > 0 && is_blank(s[0])) {
-		s++;
-		len--;
-	}
-	while (len > 0 && is_blank(s[len - 1]))
-		len--;
-	if (len == 0 || s[0] == '#')
-		return DG_OK;
-	if (memchr(s, '\0', len) != NULL)
+	if (dg_text_directive_split(s, len, &d) != DG_OK)
 		return fail(c, "NUL byte");
-	while (kw_len < len && !is_blank(s[kw_len]))
-		kw_len++;
-	for (i = kw_len; i < len && is_blank(s[i]); i++)
-		;
-	arg = s + i;
-	arg_len = len - i;
-
-#define KW_IS(word) (kw_len == strlen(word) && memcmp(s, word, kw_len) == 0)
-	if (!c->have_header) {
-		if (!KW_IS(HEADER_KEYWORD))
-			return fail(c, "missing '" HEADER_KEYWORD " " HEADER_VERSION "' header");
-		if (arg_len != strlen(HEADER_VERSION) || memcmp(arg, HEADER_VERSION, arg_len) != 0)
-			return fail(c, "unsupported workload version '%.*s'",
-			            arg_len > ERR_QUOTE_MAX ? ERR_QUOTE_MAX : (int)arg_len, arg);
-		c->have_header = true;
+	if (d.keyword_len == 0)
 		return DG_OK;
-	}
-	if (KW_IS(HEADER_KEYWORD))
+	arg = d.arg;
+	arg_len = d.arg_len;
+
+	switch (dg_text_directive_header(&d, HEADER_KEYWORD, HEADER_VERSION, &c->have_header)) {
+	case DG_TEXT_HEADER_OK:
+		return DG_OK;
+	case DG_TEXT_HEADER_MISSING:
+		return fail(c, "missing '" HEADER_KEYWORD " " HEADER_VERSION "' header");
+	case DG_TEXT_HEADER_VERSION:
+		return fail(c, "unsupported workload version '%.*s'",
+		            arg_len > ERR_QUOTE_MAX ? ERR_QUOTE_MAX : (int)arg_len, arg);
+	case DG_TEXT_HEADER_REPEATED:
 		return fail(c, "repeated header");
+	case DG_TEXT_HEADER_BODY:
+		break;
+	}
+#define KW_IS(word) dg_text_directive_is(&d, word)
 	if (arg_len == 0 && (KW_IS("name") || KW_IS("agent") || KW_IS("container") ||
 	                     KW_IS("secret")))
-		return fail(c, "'%.*s' needs an argument", (int)kw_len, s);
+		return fail(c, "'%.*s' needs an argument", (int)d.keyword_len, d.keyword);
 	if (KW_IS("name")) {
 		if (w->name[0] != '\0')
 			return fail(c, "duplicate name");
-		if (!name_valid(arg, arg_len, WORKLOAD_MAX_NAME))
+		if (!dg_text_name_valid(arg, arg_len, WORKLOAD_MAX_NAME))
 			return fail(c, "bad name (want [A-Za-z0-9._-]{1,%d})", WORKLOAD_MAX_NAME);
 		memcpy(w->name, arg, arg_len);
 		w->name[arg_len] = '\0';
@@ -331,14 +295,14 @@ parse_line(struct parse_ctx *c, const char *s, size_t len)
 	if (KW_IS("container"))
 		return parse_container(c, arg, arg_len);
 	if (KW_IS("secret")) {
-		if (!name_valid(arg, arg_len, WORKLOAD_MAX_NAME))
+		if (!dg_text_name_valid(arg, arg_len, WORKLOAD_MAX_NAME))
 			return fail(c, "bad secret name (want [A-Za-z0-9._-]{1,%d})",
 			            WORKLOAD_MAX_NAME);
 		return list_add(&w->secrets, &w->n_secrets, arg, arg_len);
 	}
 #undef KW_IS
 	return fail(c, "unknown directive '%.*s'",
-	            kw_len > ERR_QUOTE_MAX ? ERR_QUOTE_MAX : (int)kw_len, s);
+	            d.keyword_len > ERR_QUOTE_MAX ? ERR_QUOTE_MAX : (int)d.keyword_len, d.keyword);
 }
 
 int
@@ -634,7 +598,7 @@ dg_containers_encode(const struct dg_containers *s, uint8_t **out, size_t *len)
 		if ((o.rc = dg_container_encode(c->record, &record, &record_len)) != DG_OK)
 			break;
 		if (c->have_rootfs)
-			hex_encode(c->rootfs_digest, DIGEST_LEN, hex);
+			dg_text_hex_encode(c->rootfs_digest, DIGEST_LEN, hex);
 		else
 			snprintf(hex, sizeof hex, "-");
 		n = snprintf(line, sizeof line, ENCODED_ITEM "%s %s %zu\n", c->id, hex, record_len);
@@ -672,16 +636,6 @@ parse_decimal(const char *s, size_t n, size_t max, size_t *out)
 	}
 	*out = v;
 	return DG_OK;
-}
-
-static int
-hex_nibble(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f') /* the encoder writes lower case only */
-		return c - 'a' + 10;
-	return -1;
 }
 
 /* The next line of in[*off..len), without its '\n'; lines are short by format. */
@@ -730,12 +684,9 @@ parse_item_line(const char *s, size_t n, struct observed_container *c, size_t *r
 	if (digest_len == 1 && digest[0] == '-') {
 		c->have_rootfs = false;
 	} else if (digest_len == 2 * DIGEST_LEN) {
-		for (size_t i = 0; i < DIGEST_LEN; i++) {
-			int hi = hex_nibble(digest[2 * i]), lo = hex_nibble(digest[2 * i + 1]);
-			if (hi < 0 || lo < 0)
-				return DG_ERR_FORMAT;
-			c->rootfs_digest[i] = (uint8_t)(hi << 4 | lo);
-		}
+		/* the encoder writes lower case only */
+		if (dg_text_hex_decode(digest, digest_len, c->rootfs_digest, true) != DG_OK)
+			return DG_ERR_FORMAT;
 		c->have_rootfs = true;
 	} else {
 		return DG_ERR_FORMAT;
@@ -1051,7 +1002,7 @@ appraise_rootfs(struct dg_containers *s, const struct dg_workload *const *worklo
 	size_t from, added = 0;
 	int rc = DG_OK;
 
-	hex_encode(e->digest, DIGEST_LEN, logged_hex);
+	dg_text_hex_encode(e->digest, DIGEST_LEN, logged_hex);
 	if (o == NULL) {
 		add_reason(r, "unknown-container", "rootfs sha256:%s of unknown container %s",
 		           logged_hex, id);
@@ -1060,7 +1011,7 @@ appraise_rootfs(struct dg_containers *s, const struct dg_workload *const *worklo
 	container_label(o, label, sizeof label);
 	if (o->have_rootfs) {
 		char first_hex[2 * DIGEST_LEN + 1];
-		hex_encode(o->rootfs_digest, DIGEST_LEN, first_hex);
+		dg_text_hex_encode(o->rootfs_digest, DIGEST_LEN, first_hex);
 		add_reason(r, "container-reused", "%s: rootfs announced twice (first sha256:%s)",
 		           label, first_hex);
 		goto out;
@@ -1070,7 +1021,7 @@ appraise_rootfs(struct dg_containers *s, const struct dg_workload *const *worklo
 		add_reason(r, "rootfs-changed", "%s: rootfs sha256:%s, none approved (%s)", label,
 		           logged_hex, why);
 	} else if (memcmp(approved->manifest_digest, e->digest, DIGEST_LEN) != 0) {
-		hex_encode(approved->manifest_digest, DIGEST_LEN, approved_hex);
+		dg_text_hex_encode(approved->manifest_digest, DIGEST_LEN, approved_hex);
 		problem = agent_manifest(o, e->digest, manifests, manifests_arg, &seen);
 		from = r->n;
 		if (problem == NULL &&
@@ -1101,7 +1052,7 @@ appraise_exec(struct dg_containers *s, const struct dg_workload *const *workload
 	const char *elsewhere;
 	char label[DG_REASON_DETAIL_MAX], why[DG_REASON_DETAIL_MAX], hex[2 * DIGEST_LEN + 1];
 
-	hex_encode(e->digest, DIGEST_LEN, hex);
+	dg_text_hex_encode(e->digest, DIGEST_LEN, hex);
 	if (o == NULL) {
 		add_reason(r, "unknown-container", "exec of %s (sha256:%s) in unknown container %s",
 		           path, hex, id);

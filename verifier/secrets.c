@@ -10,20 +10,13 @@
 #include <openssl/crypto.h>
 
 #include "driftgate/err.h"
+#include "driftgate/text.h"
 
+/* A secret's name is a file name in the secrets directory: no hidden files. */
 static int
 valid_name(const char *name)
 {
-	size_t n = strlen(name);
-	if (n == 0 || n > 64 || name[0] == '.')
-		return 0;
-	for (size_t i = 0; i < n; i++) {
-		char c = name[i];
-		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-		      c == '.' || c == '_' || c == '-'))
-			return 0;
-	}
-	return 1;
+	return name[0] != '.' && dg_text_name_valid(name, strlen(name), 64);
 }
 
 int
