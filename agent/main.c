@@ -92,27 +92,6 @@ struct options {
 	enum dg_log_format format;
 };
 
-static int
-parse_uint(const char *s, unsigned long max, unsigned long *out)
-{
-	char *end;
-	errno = 0;
-	unsigned long v = strtoul(s, &end, 0);
-	if (errno != 0 || end == s || *end != '\0' || v > max || s[0] == '-')
-		return DG_ERR_INVAL;
-	*out = v;
-	return DG_OK;
-}
-
-static int
-copy_str(char *dst, size_t cap, const char *src)
-{
-	if (strlen(src) >= cap || src[0] == '\0')
-		return DG_ERR_INVAL;
-	memcpy(dst, src, strlen(src) + 1);
-	return DG_OK;
-}
-
 /* One setter for the command line and the config file alike. */
 static int
 set_option(const char *key, const char *value, void *arg)
@@ -122,62 +101,59 @@ set_option(const char *key, const char *value, void *arg)
 	unsigned long v;
 	int rv;
 	if (strcmp(key, "agent-id") == 0)
-		return copy_str(c->agent_id, sizeof c->agent_id, value);
+		return dg_conf_str(c->agent_id, sizeof c->agent_id, value);
 	if (strcmp(key, "tcti") == 0)
-		return copy_str(c->tcti, sizeof c->tcti, value);
+		return dg_conf_str(c->tcti, sizeof c->tcti, value);
 	if (strcmp(key, "verifier") == 0)
-		return copy_str(c->verifier_url, sizeof c->verifier_url, value);
+		return dg_conf_str(c->verifier_url, sizeof c->verifier_url, value);
 	if (strcmp(key, "tls-ca") == 0)
-		return copy_str(c->tls_ca, sizeof c->tls_ca, value);
+		return dg_conf_str(c->tls_ca, sizeof c->tls_ca, value);
 	if (strcmp(key, "tls-server-name") == 0)
-		return copy_str(c->tls_server_name, sizeof c->tls_server_name, value);
+		return dg_conf_str(c->tls_server_name, sizeof c->tls_server_name, value);
 	if (strcmp(key, "control") == 0)
-		return copy_str(c->control_url, sizeof c->control_url, value);
+		return dg_conf_str(c->control_url, sizeof c->control_url, value);
 	if (strcmp(key, "state-dir") == 0)
-		return copy_str(c->state_dir, sizeof c->state_dir, value);
+		return dg_conf_str(c->state_dir, sizeof c->state_dir, value);
 	if (strcmp(key, "pcr") == 0) {
 		/* 0-7 belong to firmware; 16 and 23 are resettable from locality 0,
 		 * 17-22 belong to DRTM: an agent PCR must be one of 8..15. */
-		if ((rv = parse_uint(value, 15, &v)) != DG_OK || v < 8)
-			return DG_ERR_INVAL;
+		if ((rv = dg_conf_uint(value, 8, 15, &v)) != DG_OK)
+			return rv;
 		c->pcr = (uint32_t)v;
 		return DG_OK;
 	}
 	if (strcmp(key, "ek-handle") == 0 || strcmp(key, "ak-handle") == 0) {
-		if ((rv = parse_uint(value, 0x81ffffff, &v)) != DG_OK || v < 0x81000000)
-			return DG_ERR_INVAL;
+		if ((rv = dg_conf_uint(value, 0x81000000, 0x81ffffff, &v)) != DG_OK)
+			return rv;
 		*(key[0] == 'e' ? &c->ek_handle : &c->ak_handle) = (uint32_t)v;
 		return DG_OK;
 	}
 	if (strcmp(key, "interval") == 0) {
-		if ((rv = parse_uint(value, 86400, &v)) != DG_OK || v == 0)
-			return DG_ERR_INVAL;
+		if ((rv = dg_conf_uint(value, 1, 86400, &v)) != DG_OK)
+			return rv;
 		c->interval_s = (unsigned)v;
 		return DG_OK;
 	}
 	if (strcmp(key, "timeout") == 0) {
-		if ((rv = parse_uint(value, 600000, &v)) != DG_OK || v == 0)
-			return DG_ERR_INVAL;
+		if ((rv = dg_conf_uint(value, 1, 600000, &v)) != DG_OK)
+			return rv;
 		c->timeout_ms = (unsigned)v;
 		return DG_OK;
 	}
 	if (strcmp(key, "measure") == 0) {
 		if (o->n_measure == sizeof o->measure / sizeof o->measure[0] || value[0] != '/')
 			return DG_ERR_INVAL;
-		return copy_str(o->measure[o->n_measure++], sizeof o->measure[0], value);
+		return dg_conf_str(o->measure[o->n_measure++], sizeof o->measure[0], value);
 	}
-	if (strcmp(key, "no-exec-watch") == 0)
-		return set_option("exec-watch", strcmp(value, "true") == 0 ? "false" : "true", arg);
-	if (strcmp(key, "enforce") == 0 || strcmp(key, "exec-watch") == 0) {
-		bool on;
-		if (strcmp(value, "true") == 0 || strcmp(value, "yes") == 0 || strcmp(value, "1") == 0)
-			on = true;
-		else if (strcmp(value, "false") == 0 || strcmp(value, "no") == 0 || strcmp(value, "0") == 0)
-			on = false;
-		else
-			return DG_ERR_INVAL;
-		*(key[0] == 'e' && key[1] == 'n' ? &c->enforce : &c->exec_watch) = on;
-		return DG_OK;
+	if (strcmp(key, "enforce") == 0)
+		return dg_conf_bool(value, &c->enforce);
+	if (strcmp(key, "exec-watch") == 0)
+		return dg_conf_bool(value, &c->exec_watch);
+	if (strcmp(key, "no-exec-watch") == 0) {
+		bool off;
+		if ((rv = dg_conf_bool(value, &off)) == DG_OK)
+			c->exec_watch = !off;
+		return rv;
 	}
 	if (strcmp(key, "format") == 0) {
 		if (strcmp(value, "binary") == 0)

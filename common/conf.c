@@ -139,3 +139,37 @@ dg_conf_getopt(const char *prog, int argc, char **argv, const char *shortopts,
 	*first_arg = optind;
 	return DG_OK;
 }
+
+int
+dg_conf_str(char *dst, size_t cap, const char *value)
+{
+	size_t n = strlen(value);
+	if (n == 0 || n >= cap)
+		return DG_ERR_INVAL;
+	memcpy(dst, value, n + 1);
+	return DG_OK;
+}
+
+int
+dg_conf_uint(const char *value, unsigned long min, unsigned long max, unsigned long *out)
+{
+	char *end;
+	errno = 0;
+	unsigned long v = strtoul(value, &end, 0);
+	if (errno != 0 || end == value || *end != '\0' || value[0] == '-' || v < min || v > max)
+		return DG_ERR_INVAL;
+	*out = v;
+	return DG_OK;
+}
+
+int
+dg_conf_bool(const char *value, bool *out)
+{
+	if (strcmp(value, "true") == 0 || strcmp(value, "yes") == 0 || strcmp(value, "1") == 0)
+		*out = true;
+	else if (strcmp(value, "false") == 0 || strcmp(value, "no") == 0 || strcmp(value, "0") == 0)
+		*out = false;
+	else
+		return DG_ERR_INVAL;
+	return DG_OK;
+}

@@ -96,15 +96,6 @@ struct options {
 };
 
 static int
-copy_str(char *dst, size_t cap, const char *src)
-{
-	if (strlen(src) >= cap || src[0] == '\0')
-		return DG_ERR_INVAL;
-	memcpy(dst, src, strlen(src) + 1);
-	return DG_OK;
-}
-
-static int
 push(struct options *o, const char **list, size_t *n, const char *value)
 {
 	if (*n == MAX_LIST || o->n_owned == sizeof o->owned / sizeof o->owned[0])
@@ -121,28 +112,26 @@ set_option(const char *key, const char *value, void *arg)
 	struct options *o = arg;
 	struct dg_verifier_config *c = &o->cfg;
 	if (strcmp(key, "listen") == 0)
-		return copy_str(c->listen_url, sizeof c->listen_url, value);
+		return dg_conf_str(c->listen_url, sizeof c->listen_url, value);
 	if (strcmp(key, "tls-cert") == 0)
-		return copy_str(c->tls_cert_key, sizeof c->tls_cert_key, value);
+		return dg_conf_str(c->tls_cert_key, sizeof c->tls_cert_key, value);
 	if (strcmp(key, "policies") == 0)
-		return copy_str(c->policies_dir, sizeof c->policies_dir, value);
+		return dg_conf_str(c->policies_dir, sizeof c->policies_dir, value);
 	if (strcmp(key, "secrets") == 0)
-		return copy_str(c->secrets_dir, sizeof c->secrets_dir, value);
+		return dg_conf_str(c->secrets_dir, sizeof c->secrets_dir, value);
 	if (strcmp(key, "audit-log") == 0)
-		return copy_str(c->audit_path, sizeof c->audit_path, value);
+		return dg_conf_str(c->audit_path, sizeof c->audit_path, value);
 	if (strcmp(key, "state") == 0)
-		return copy_str(c->state_path, sizeof c->state_path, value);
+		return dg_conf_str(c->state_path, sizeof c->state_path, value);
 	if (strcmp(key, "nonce-ttl") == 0) {
-		char *end;
-		errno = 0;
-		unsigned long v = strtoul(value, &end, 10);
-		if (errno != 0 || *end != '\0' || v < 100 || v > 3600000 || value[0] == '-')
-			return DG_ERR_INVAL;
-		c->nonce_ttl_ms = (unsigned)v;
-		return DG_OK;
+		unsigned long v;
+		int rv = dg_conf_uint(value, 100, 3600000, &v);
+		if (rv == DG_OK)
+			c->nonce_ttl_ms = (unsigned)v;
+		return rv;
 	}
 	if (strcmp(key, "ek-ca") == 0)
-		return copy_str(c->ek_ca_path, sizeof c->ek_ca_path, value);
+		return dg_conf_str(c->ek_ca_path, sizeof c->ek_ca_path, value);
 	if (strcmp(key, "allow-no-ek-cert") == 0) {
 		/* An agent id exactly as the wire admits it: a typo must not pass silently. */
 		size_t len = strlen(value);

@@ -6,6 +6,7 @@
 #ifndef DRIFTGATE_CONF_H
 #define DRIFTGATE_CONF_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #define DG_CONF_MAX_BYTES (1024 * 1024)
@@ -18,6 +19,13 @@ int dg_conf_parse(const char *text, size_t len, dg_conf_fn fn, void *arg, char *
                   size_t err_cap);
 /* Read path (at most DG_CONF_MAX_BYTES) and parse it. */
 int dg_conf_load(const char *path, dg_conf_fn fn, void *arg, char *err, size_t err_cap);
+
+/* Option values, for the setters: a non-empty string that fits (DG_ERR_INVAL
+ * otherwise), an unsigned number in [min, max] (decimal, or 0x hex), and a
+ * boolean spelled true/false, yes/no or 1/0. */
+int dg_conf_str(char *dst, size_t cap, const char *value);
+int dg_conf_uint(const char *value, unsigned long min, unsigned long max, unsigned long *out);
+int dg_conf_bool(const char *value, bool *out);
 
 struct option;
 
