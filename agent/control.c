@@ -5,7 +5,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/rep.h>
@@ -15,8 +14,8 @@
 #include <openssl/crypto.h>
 
 #include "driftgate/err.h"
-#include "driftgate/workload.h"
 #include "driftgate/transport.h"
+#include "driftgate/workload.h"
 
 #define LOG_PREFIX "driftgate-agent: "
 
@@ -27,8 +26,8 @@ format_verdict(struct dg_agent *a, char *out, size_t cap)
 	struct dg_agent_verdict verdict;
 	const struct dg_agent_verdict *v = &verdict;
 	size_t n = 0;
-	dg_agent_last_verdict(a, &verdict);
 	int w;
+	dg_agent_last_verdict(a, &verdict);
 	if (!v->attested)
 		return (size_t)snprintf(out, cap, "none");
 	w = snprintf(out, cap, "%s", v->pass ? "pass" : "fail");
