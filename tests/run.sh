@@ -4,6 +4,10 @@
 # then every libFuzzer target for a bounded time. Ends with "N passed, N failed".
 set -u
 cd "$(dirname "$0")/.."
+# runc and fanotify need root: come back through sudo when run as a user.
+if [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null; then
+	exec sudo --preserve-env=DG_FUZZ_SECONDS,DG_CRASH_RUNS_RELEASE,DG_CRASH_RUNS_ASAN bash "$0" "$@"
+fi
 root=$(pwd)
 fuzz_seconds=${DG_FUZZ_SECONDS:-30}
 passed=0
