@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "driftgate/err.h"
+#include "driftgate/file.h"
 
 /* A small array: containers per node are few, lookups are by exec event. */
 struct dg_agent_containers {
@@ -178,36 +179,6 @@ dg_agent_containers_forget(const char *dir, const char *id)
 		unlink(path);
 }
 
-static int
-read_file(const char *path, size_t max, char **out, size_t *len)
-{
-	struct stat st;
-	int rv = DG_ERR_IO, fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	char *buf = NULL;
-	if (fd < 0)
-		return DG_ERR_IO;
-	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))
-		goto out;
-	rv = DG_ERR_TOOBIG;
-	if ((uint64_t)st.st_size > max)
-		goto out;
-	rv = DG_ERR_NOMEM;
-	if ((buf = malloc((size_t)st.st_size + 1)) == NULL)
-		goto out;
-	rv = DG_ERR_IO;
-	if (read(fd, buf, (size_t)st.st_size) != st.st_size)
-		goto out;
-	buf[st.st_size] = '\0';
-	*out = buf;
-	*len = (size_t)st.st_size;
-	buf = NULL;
-	rv = DG_OK;
-out:
-	free(buf);
-	close(fd);
-	return rv;
-}
-
 /* Is a process still in the mount namespace with this inode? */
 static bool
 mntns_alive(uint64_t mntns)
@@ -243,7 +214,7 @@ load_one(const char *dir, const char *id, struct dg_agent_containers *t)
 		return DG_ERR_FORMAT;
 	snprintf(c.id, sizeof c.id, "%s", id);
 	if ((rv = path_of(path, sizeof path, dir, id, ".info")) != DG_OK ||
-	    (rv = read_file(path, INFO_MAX, &info, &info_len)) != DG_OK)
+	    (rv = dg_file_read(AT_FDCWD, path, INFO_MAX, &info, &info_len)) != DG_OK)
 		goto out;
 	rv = DG_ERR_FORMAT;
 	char *nl = strchr(info, '\n');
@@ -262,7 +233,8 @@ load_one(const char *dir, const char *id, struct dg_agent_containers *t)
 		goto out;
 	}
 	if ((rv = path_of(path, sizeof path, dir, id, ".manifest")) != DG_OK ||
-	    (rv = read_file(path, DG_MANIFEST_MAX_TEXT, &c.manifest_text, &c.manifest_len)) != DG_OK ||
+	    (rv = dg_file_read(AT_FDCWD, path, DG_MANIFEST_MAX_TEXT, &c.manifest_text,
+	                         &c.manifest_len)) != DG_OK ||
 	    (rv = dg_manifest_parse(c.manifest_text, c.manifest_len, &c.manifest)) != DG_OK)
 		goto out;
 	/* Its entries were logged in an earlier run; the verifier has them. */

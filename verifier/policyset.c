@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "driftgate/err.h"
+#include "driftgate/file.h"
 
 struct dg_policyset {
 	struct dg_policy **policies;
@@ -37,45 +38,6 @@ is_workload(const struct dirent *d)
 	return has_suffix(d->d_name, ".workload");
 }
 
-static int
-read_text(int dir_fd, const char *name, char **text, size_t *len)
-{
-	struct stat st;
-	int rv = DG_ERR_IO;
-	int fd = openat(dir_fd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	if (fd < 0)
-		return DG_ERR_IO;
-	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))
-		goto out;
-	if ((uint64_t)st.st_size > DG_POLICY_MAX_TEXT) {
-		rv = DG_ERR_TOOBIG;
-		goto out;
-	}
-	if ((*text = malloc((size_t)st.st_size + 1)) == NULL) {
-		rv = DG_ERR_NOMEM;
-		goto out;
-	}
-	size_t got = 0;
-	while (got < (size_t)st.st_size) {
-		ssize_t n = read(fd, *text + got, (size_t)st.st_size - got);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break;
-		got += (size_t)n;
-	}
-	if (got != (size_t)st.st_size) {
-		free(*text);
-		*text = NULL;
-		goto out;
-	}
-	*len = got;
-	rv = DG_OK;
-out:
-	close(fd);
-	return rv;
-}
-
 /* NAME.workload and the NAME.d/ files of each container it lists. */
 static int
 load_workload(int dir_fd, const char *dir, const char *file, struct dg_workload **out,
@@ -88,7 +50,7 @@ load_workload(int dir_fd, const char *dir, const char *file, struct dg_workload 
 	int rv;
 
 	snprintf(stem, sizeof stem, "%.*s", (int)(strlen(file) - strlen(".workload")), file);
-	if ((rv = read_text(dir_fd, file, &text, &len)) != DG_OK) {
+	if ((rv = dg_file_read(dir_fd, file, DG_POLICY_MAX_TEXT, &text, &len)) != DG_OK) {
 		snprintf(err, err_cap, "%s/%s: %s", dir, file, dg_strerror(rv));
 		goto out;
 	}
@@ -102,9 +64,9 @@ load_workload(int dir_fd, const char *dir, const char *file, struct dg_workload 
 		free(manifest);
 		record = manifest = NULL;
 		snprintf(path, sizeof path, "%s.d/%s.record", stem, name);
-		if ((rv = read_text(dir_fd, path, &record, &record_len)) == DG_OK) {
+		if ((rv = dg_file_read(dir_fd, path, DG_POLICY_MAX_TEXT, &record, &record_len)) == DG_OK) {
 			snprintf(path, sizeof path, "%s.d/%s.manifest", stem, name);
-			rv = read_text(dir_fd, path, &manifest, &manifest_len);
+			rv = dg_file_read(dir_fd, path, DG_POLICY_MAX_TEXT, &manifest, &manifest_len);
 		}
 		if (rv != DG_OK) {
 			snprintf(err, err_cap, "%s/%s: %s", dir, path, dg_strerror(rv));
@@ -150,7 +112,7 @@ dg_policyset_load(const char *dir, struct dg_policyset **out, char *err, size_t 
 	for (int i = 0; i < n && rv == DG_OK; i++) {
 		char *text = NULL, why[400];
 		size_t len = 0;
-		if ((rv = read_text(dir_fd, names[i]->d_name, &text, &len)) != DG_OK) {
+		if ((rv = dg_file_read(dir_fd, names[i]->d_name, DG_POLICY_MAX_TEXT, &text, &len)) != DG_OK) {
 			snprintf(err, err_cap, "%s/%s: %s", dir, names[i]->d_name, dg_strerror(rv));
 			break;
 		}
