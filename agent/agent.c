@@ -309,25 +309,16 @@ out:
 static int
 log_and_extend(struct dg_agent *a, const uint8_t *entry, size_t entry_len, uint64_t *index)
 {
-	struct dg_log_reader r;
-	struct dg_log_entry e;
 	uint8_t template_hash[32];
-	int rv = dg_log_reader_init(&r, entry, entry_len, DG_LOG_FORMAT_BINARY);
-	if (rv != DG_OK)
-		return rv;
-	if ((rv = dg_log_next(&r, &e)) == DG_OK &&
-	    EVP_Digest(e.template_data, e.template_data_len, template_hash, NULL, EVP_sha256(),
-	               NULL) != 1)
-		rv = DG_ERR_CRYPTO;
-	dg_log_reader_fini(&r);
-	if (rv != DG_OK)
-		return rv;
+	int rv;
 	pthread_mutex_lock(&a->lock);
-	if (index != NULL)
-		*index = dg_mlog_count(a->log);
-	if ((rv = dg_mlog_append(a->log, entry, entry_len)) == DG_OK)
+	uint64_t at = dg_mlog_count(a->log);
+	if ((rv = dg_mlog_append(a->log, entry, entry_len)) == DG_OK &&
+	    (rv = dg_mlog_entry_digest(a->log, at, template_hash)) == DG_OK)
 		rv = dg_tpm_extend(a->tpm, a->cfg.pcr, template_hash);
 	pthread_mutex_unlock(&a->lock);
+	if (index != NULL)
+		*index = at;
 	return rv;
 }
 

@@ -234,34 +234,35 @@ dg_mlog_reconcile(const struct dg_mlog *l, const uint8_t tpm_value[32], uint64_t
 {
 	static const uint8_t zero[32];
 	uint8_t value[32] = {0}, before_last[32] = {0};
-	int rv = DG_OK;
+	struct dg_log_reader r;
+	struct dg_log_entry e;
+	struct dg_replay replay;
+	int rv;
 
 	if (l->count > 0 && CRYPTO_memcmp(tpm_value, zero, 32) == 0)
 		return DG_ERR_STATE;
-	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-	if (ctx == NULL)
-		return DG_ERR_NOMEM;
-	for (uint64_t i = 0; i < l->count; i++) {
-		uint8_t digest[32];
-		unsigned int n;
-		if ((rv = dg_mlog_entry_digest(l, i, digest)) != DG_OK)
-			goto out;
+	/* The same replay the verifier runs; every entry is for the agent's PCR. */
+	dg_replay_init(&replay);
+	if ((rv = dg_log_reader_init(&r, l->buf, l->len, DG_LOG_FORMAT_BINARY)) != DG_OK)
+		goto out_replay;
+	while ((rv = dg_log_next(&r, &e)) == DG_OK) {
 		memcpy(before_last, value, 32);
-		if (EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1 ||
-		    EVP_DigestUpdate(ctx, value, 32) != 1 || EVP_DigestUpdate(ctx, digest, 32) != 1 ||
-		    EVP_DigestFinal_ex(ctx, value, &n) != 1) {
-			rv = DG_ERR_CRYPTO;
-			goto out;
-		}
+		if ((rv = dg_replay_extend(&replay, &e)) != DG_OK)
+			break;
+		memcpy(value, replay.sha256[e.pcr], 32);
 	}
+	dg_log_reader_fini(&r);
+	if (rv != DG_ERR_NOTFOUND)
+		goto out_replay;
+	rv = DG_OK;
 	if (CRYPTO_memcmp(value, tpm_value, 32) == 0)
 		*in_pcr = l->count;
 	else if (l->count > 0 && CRYPTO_memcmp(before_last, tpm_value, 32) == 0)
 		*in_pcr = l->count - 1;
 	else
 		rv = DG_ERR_PCR_DIGEST;
-out:
-	EVP_MD_CTX_free(ctx);
+out_replay:
+	dg_replay_fini(&replay);
 	return rv;
 }
 
