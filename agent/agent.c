@@ -26,20 +26,24 @@
 #include "driftgate/quote.h"
 #include "driftgate/release.h"
 #include "driftgate/seal.h"
+#include "driftgate/tpmkey.h"
 #include "driftgate/transport.h"
 #include "mlog.h"
 #include "tpm.h"
 
-struct held_secret {
-	char name[DG_WIRE_MAX_BLOB_NAME + 1];
+/* A secret released to one scope (a container id, "" for the node), held
+ * until its lease ends unless a passing round renews it. */
+struct lease {
+	struct dg_lease_ref ref;
 	uint8_t value[DG_AGENT_MAX_SECRET];
 	size_t len;
+	uint64_t expiry_ms; /* monotonic */
 };
 
 struct dg_agent {
 	struct dg_agent_config cfg;
 	/* lock guards the TPM, the log, the containers, the verdict and the
-	 * secrets; it is never held across a network round trip, so an exec
+	 * leases; it is never held across a network round trip, so an exec
 	 * waiting for its measurement never waits for the verifier. */
 	pthread_mutex_t lock;
 	/* round_lock serialises conversations with the verifier (one req socket). */
@@ -58,9 +62,12 @@ struct dg_agent {
 	size_t ek_pub_len, ak_pub_len;
 	uint8_t ek_cert[DG_WIRE_MAX_EK_CERT]; /* DER from the TPM's NV; ek_cert_len 0: none */
 	size_t ek_cert_len;
+	uint8_t bind_pub[DG_WIRE_MAX_KEY]; /* the TPM key secrets are sealed to */
+	size_t bind_pub_len;
+	uint8_t bind_point[DG_SEAL_POINT_LEN];
 	struct dg_agent_verdict verdict;
-	size_t n_secrets;
-	struct held_secret secrets[DG_WIRE_MAX_SECRETS];
+	size_t n_leases;
+	struct lease leases[DG_WIRE_MAX_LEASES];
 };
 
 #define LOG_PREFIX "driftgate-agent: "
@@ -74,20 +81,69 @@ dg_agent_config_defaults(struct dg_agent_config *cfg)
 	snprintf(cfg->tcti, sizeof cfg->tcti, "%s", DG_AGENT_DEFAULT_TCTI);
 	snprintf(cfg->verifier_url, sizeof cfg->verifier_url, "%s", DG_AGENT_DEFAULT_VERIFIER);
 	snprintf(cfg->control_url, sizeof cfg->control_url, "%s", DG_AGENT_DEFAULT_CONTROL);
+	snprintf(cfg->workload_socket, sizeof cfg->workload_socket, "%s", DG_AGENT_WORKLOAD_SOCKET);
 	snprintf(cfg->state_dir, sizeof cfg->state_dir, "%s", DG_AGENT_DEFAULT_STATE_DIR);
 	cfg->pcr = DG_AGENT_DEFAULT_PCR;
 	cfg->ek_handle = DG_TPM_EK_HANDLE_DEFAULT;
 	cfg->ak_handle = DG_TPM_AK_HANDLE_DEFAULT;
+	cfg->bind_handle = DG_TPM_BIND_HANDLE_DEFAULT;
 	cfg->interval_s = 10;
 	cfg->timeout_ms = 10000;
 	cfg->exec_watch = true;
 }
 
-static void
-wipe_secrets(struct dg_agent *a)
+static uint64_t
+monotonic_ms(void)
 {
-	OPENSSL_cleanse(a->secrets, sizeof a->secrets);
-	a->n_secrets = 0;
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static bool
+ref_eq(const struct dg_lease_ref *x, const struct dg_lease_ref *y)
+{
+	return strcmp(x->scope, y->scope) == 0 && strcmp(x->secret, y->secret) == 0;
+}
+
+/* Cleanse lease i; the last one takes its place. Called with the lock held. */
+static void
+lease_wipe(struct dg_agent *a, size_t i, const char *why)
+{
+	fprintf(stderr, LOG_PREFIX "secret %s of %s%s wiped: %s\n", a->leases[i].ref.secret,
+	        a->leases[i].ref.scope[0] ? "container " : "the node",
+	        a->leases[i].ref.scope, why);
+	a->leases[i] = a->leases[--a->n_leases];
+	OPENSSL_cleanse(&a->leases[a->n_leases], sizeof a->leases[a->n_leases]);
+}
+
+static void
+wipe_leases(struct dg_agent *a, const char *why)
+{
+	while (a->n_leases > 0)
+		lease_wipe(a, a->n_leases - 1, why);
+}
+
+/* No secret outlives its lease. Called with the lock held. */
+static void
+expire_leases(struct dg_agent *a)
+{
+	uint64_t now = monotonic_ms();
+	for (size_t i = 0; i < a->n_leases;) {
+		if (a->leases[i].expiry_ms <= now)
+			lease_wipe(a, i, "lease ended without a renewing attestation");
+		else
+			i++;
+	}
+}
+
+static struct lease *
+lease_find(struct dg_agent *a, const struct dg_lease_ref *ref)
+{
+	for (size_t i = 0; i < a->n_leases; i++)
+		if (ref_eq(&a->leases[i].ref, ref))
+			return &a->leases[i];
+	return NULL;
 }
 
 /* Bring log and PCR into agreement after a restart or crash. */
@@ -140,6 +196,22 @@ agent_read_ek_cert(struct dg_agent *a)
 		                "enrolling without one\n", DG_TPM_EK_CERT_NV_RSA, dg_strerror(rv));
 }
 
+/* The binding key's public point, which dg_unseal needs: the same key
+ * check the verifier applies, so a TPM that made something else fails here. */
+static int
+bind_point_of(struct dg_agent *a)
+{
+	EVP_PKEY *key = NULL;
+	int rv = dg_tpmkey_import(a->bind_pub, a->bind_pub_len, DG_TPMKEY_BIND, &key, NULL, NULL);
+	if (rv == DG_OK)
+		rv = dg_seal_point_of(key, a->bind_point);
+	if (rv != DG_OK)
+		fprintf(stderr, LOG_PREFIX "binding key at 0x%08x unusable: %s\n", a->cfg.bind_handle,
+		        dg_strerror(rv));
+	EVP_PKEY_free(key);
+	return rv;
+}
+
 static int
 open_verifier(struct dg_agent *a)
 {
@@ -183,6 +255,9 @@ dg_agent_start(const struct dg_agent_config *cfg, struct dg_agent **out)
 	if ((rv = dg_tpm_open(cfg->tcti, &a->tpm)) != DG_OK ||
 	    (rv = dg_tpm_keys(a->tpm, cfg->ek_handle, cfg->ak_handle, a->ek_pub, &a->ek_pub_len,
 	                      a->ak_pub, &a->ak_pub_len)) != DG_OK ||
+	    (rv = dg_tpm_bind_key(a->tpm, cfg->bind_handle, a->bind_pub, &a->bind_pub_len)) !=
+	            DG_OK ||
+	    (rv = bind_point_of(a)) != DG_OK ||
 	    (rv = dg_mlog_open(path, &a->log)) != DG_OK || (rv = agent_reconcile(a)) != DG_OK ||
 	    (rv = open_verifier(a)) != DG_OK)
 		goto out;
@@ -223,7 +298,7 @@ dg_agent_stop(struct dg_agent *a)
 {
 	if (a == NULL)
 		return;
-	wipe_secrets(a);
+	wipe_leases(a, "agent stopping");
 	if (a->verifier_open)
 		nng_close(a->verifier);
 	dg_mlog_close(a->log);
@@ -381,32 +456,70 @@ dg_agent_measure(struct dg_agent *a, const char *path, unsigned *added)
 	return rv;
 }
 
-/* Unseal every released secret with the round's private key. All or nothing.
- * Called with the lock held. */
+/* Open the released secret with the TPM (ECDH_ZGen on the binding key) and
+ * hold it on lease. Called with the lock held. */
 static int
-take_secrets(struct dg_agent *a, const struct dg_msg *verdict, const uint8_t *nonce,
-             const uint8_t priv[DG_SEAL_KEY_LEN])
+take_secret(struct dg_agent *a, const struct dg_msg *verdict, const struct dg_lease_ref *ref,
+            const uint8_t nonce[DG_QUOTE_NONCE_LEN])
 {
-	uint8_t aad[DG_RELEASE_AAD_MAX];
+	const struct dg_named_blob *s = &verdict->sealed[0];
+	uint8_t aad[DG_RELEASE_AAD_MAX], z[DG_SEAL_COORD_LEN];
+	const uint8_t *point;
 	size_t aad_len;
-	int rv = DG_OK;
-	wipe_secrets(a);
-	for (size_t i = 0; i < verdict->n_sealed && rv == DG_OK; i++) {
-		const struct dg_named_blob *s = &verdict->sealed[i];
-		struct held_secret *h = &a->secrets[i];
-		if ((rv = dg_release_aad(a->cfg.agent_id, s->name, nonce, aad, sizeof aad,
-		                         &aad_len)) != DG_OK)
-			break;
-		rv = dg_unseal(priv, aad, aad_len, s->blob.data, s->blob.len, h->value,
-		               sizeof h->value, &h->len);
-		if (rv == DG_OK) {
-			snprintf(h->name, sizeof h->name, "%s", s->name);
-			a->n_secrets = i + 1;
+	struct lease fresh;
+	int rv;
+
+	memset(&fresh, 0, sizeof fresh);
+	if (verdict->n_sealed != 1 || strcmp(s->name, ref->secret) != 0 || verdict->lease_ms == 0)
+		return DG_ERR_FORMAT;
+	const struct dg_release_ctx ctx = {
+		.agent_id = a->cfg.agent_id, .scope = ref->scope, .secret = ref->secret,
+		.nonce = nonce, .lease_ms = verdict->lease_ms,
+	};
+	if ((rv = dg_release_aad(&ctx, aad, sizeof aad, &aad_len)) != DG_OK ||
+	    (rv = dg_seal_ephemeral(s->blob.data, s->blob.len, &point)) != DG_OK ||
+	    (rv = dg_tpm_zgen(a->tpm, point, z)) != DG_OK ||
+	    (rv = dg_unseal(z, a->bind_point, aad, aad_len, s->blob.data, s->blob.len, fresh.value,
+	                    sizeof fresh.value, &fresh.len)) != DG_OK)
+		goto out;
+	fresh.ref = *ref;
+	fresh.expiry_ms = monotonic_ms() + verdict->lease_ms;
+	struct lease *slot = lease_find(a, ref);
+	if (slot == NULL) {
+		if (a->n_leases == DG_WIRE_MAX_LEASES) {
+			rv = DG_ERR_TOOBIG;
+			goto out;
 		}
+		slot = &a->leases[a->n_leases++];
 	}
-	if (rv != DG_OK)
-		wipe_secrets(a);
+	*slot = fresh;
+out:
+	OPENSSL_cleanse(z, sizeof z);
+	OPENSSL_cleanse(&fresh, sizeof fresh);
 	return rv;
+}
+
+/*
+ * A passing round's renewals: what the verifier renewed lives on for
+ * lease_ms; what this round reported and it did not renew was revoked.
+ * Called with the lock held.
+ */
+static void
+apply_renewals(struct dg_agent *a, const struct dg_msg *req, const struct dg_msg *verdict)
+{
+	uint64_t expiry = monotonic_ms() + verdict->lease_ms;
+	for (size_t i = 0; i < req->n_leases; i++) {
+		bool renewed = false;
+		for (size_t j = 0; j < verdict->n_renewed && !renewed; j++)
+			renewed = ref_eq(&verdict->renewed[j], &req->leases[i]);
+		struct lease *l = lease_find(a, &req->leases[i]);
+		if (l == NULL)
+			continue;
+		if (renewed && verdict->lease_ms > 0)
+			l->expiry_ms = expiry;
+		else
+			lease_wipe(a, (size_t)(l - a->leases), "revoked by the verifier");
+	}
 }
 
 /* Called with the lock held. */
@@ -418,22 +531,22 @@ record_verdict(struct dg_agent *a, const struct dg_msg *v)
 	a->verdict.n_reasons = v->n_reasons;
 	memcpy(a->verdict.reasons, v->reasons, v->n_reasons * sizeof v->reasons[0]);
 	if (v->pass) {
-		fprintf(stderr, LOG_PREFIX "attestation passed (%llu entries), %zu secret(s) released\n",
-		        (unsigned long long)dg_mlog_count(a->log), v->n_sealed);
+		fprintf(stderr, LOG_PREFIX "attestation passed (%llu entries)\n",
+		        (unsigned long long)dg_mlog_count(a->log));
 		return;
 	}
-	fprintf(stderr, LOG_PREFIX "attestation FAILED, secrets wiped:\n");
+	fprintf(stderr, LOG_PREFIX "attestation FAILED, every secret wiped:\n");
 	for (size_t i = 0; i < v->n_reasons; i++)
 		fprintf(stderr, LOG_PREFIX "  %s: %s\n", v->reasons[i].code, v->reasons[i].detail);
 }
 
-/* Under the lock: quote, and snapshot the entries and manifests it covers, so
- * that measurements made while the round is on the wire wait for the next one. */
+/* Under the lock: quote, and snapshot the entries, manifests and leases it
+ * covers, so that measurements made while the round is on the wire wait for
+ * the next one. With a request, also certify the binding key for this nonce. */
 static int
 prepare_attest(struct dg_agent *a, struct dg_msg *req, const uint8_t nonce[32],
-               const uint8_t pub[DG_SEAL_KEY_LEN], uint64_t log_from)
+               uint64_t log_from, const struct dg_lease_ref *request)
 {
-	uint8_t qualifying[DG_QUOTE_QUALIFYING_LEN];
 	uint8_t attest[DG_QUOTE_MAX_ATTEST], sig[DG_QUOTE_MAX_SIG];
 	size_t attest_len, sig_len, log_len;
 	const uint8_t *log_bytes;
@@ -445,17 +558,27 @@ prepare_attest(struct dg_agent *a, struct dg_msg *req, const uint8_t nonce[32],
 	req->type = DG_MSG_ATTEST;
 	snprintf(req->agent_id, sizeof req->agent_id, "%s", a->cfg.agent_id);
 	req->log_from = from;
-	req->want_secrets = true;
-	if ((rv = dg_quote_qualifying(nonce, pub, qualifying)) != DG_OK ||
-	    (rv = dg_tpm_quote(a->tpm, a->cfg.pcr, qualifying, sizeof qualifying, attest,
+	if ((rv = dg_tpm_quote(a->tpm, a->cfg.pcr, nonce, DG_QUOTE_NONCE_LEN, attest,
 	                       sizeof attest, &attest_len, sig, sizeof sig, &sig_len)) != DG_OK ||
 	    (rv = dg_mlog_since(a->log, from, &log_bytes, &log_len)) != DG_OK ||
 	    (rv = dg_bytes_set(&req->nonce, nonce, DG_QUOTE_NONCE_LEN)) != DG_OK ||
 	    (rv = dg_bytes_set(&req->attest, attest, attest_len)) != DG_OK ||
 	    (rv = dg_bytes_set(&req->signature, sig, sig_len)) != DG_OK ||
-	    (rv = dg_bytes_set(&req->bind_key, pub, DG_SEAL_KEY_LEN)) != DG_OK ||
 	    (rv = dg_bytes_set(&req->log, log_bytes, log_len)) != DG_OK)
 		goto out;
+	if (request != NULL) {
+		req->request[0] = *request;
+		req->n_request = 1;
+		if ((rv = dg_tpm_certify_bind(a->tpm, nonce, DG_QUOTE_NONCE_LEN, attest, sizeof attest,
+		                              &attest_len, sig, sizeof sig, &sig_len)) != DG_OK ||
+		    (rv = dg_bytes_set(&req->bind_key, a->bind_pub, a->bind_pub_len)) != DG_OK ||
+		    (rv = dg_bytes_set(&req->bind_attest, attest, attest_len)) != DG_OK ||
+		    (rv = dg_bytes_set(&req->bind_sig, sig, sig_len)) != DG_OK)
+			goto out;
+	}
+	expire_leases(a);
+	for (size_t i = 0; i < a->n_leases; i++)
+		req->leases[req->n_leases++] = a->leases[i].ref;
 	/* The verifier needs the manifest of every container these entries create. */
 	for (size_t i = 0; i < dg_agent_containers_count(a->containers); i++) {
 		const struct dg_agent_container *c = dg_agent_containers_at(a->containers, i);
@@ -472,13 +595,19 @@ out:
 	return rv;
 }
 
-/* One round. *resync is set when the verifier's replay position no longer
- * fits this boot's log (after a reboot it resets and asks again). */
+/*
+ * One round; with a request, it also asks for that secret. *resync is set
+ * when the verifier's replay position no longer fits this boot's log (after
+ * a reboot it resets and asks again). A failed verdict wipes every lease; a
+ * round that gets no verdict leaves them to run out. refused (may be NULL)
+ * receives why a request got nothing.
+ */
 static int
-attest_round(struct dg_agent *a, bool *resync)
+attest_round(struct dg_agent *a, const struct dg_lease_ref *request, bool *resync,
+             char *refused, size_t refused_cap)
 {
 	struct dg_msg req, reply;
-	uint8_t priv[DG_SEAL_KEY_LEN], pub[DG_SEAL_KEY_LEN], nonce[DG_QUOTE_NONCE_LEN];
+	uint8_t nonce[DG_QUOTE_NONCE_LEN];
 	int rv;
 
 	dg_msg_init(&req);
@@ -497,29 +626,28 @@ attest_round(struct dg_agent *a, bool *resync)
 	dg_msg_clear(&req);
 	dg_msg_clear(&reply);
 
-	/* A fresh key per round, bound into the quote: only this round can unseal. */
-	if ((rv = dg_seal_keygen(priv, pub)) != DG_OK ||
-	    (rv = prepare_attest(a, &req, nonce, pub, log_from)) != DG_OK ||
+	if ((rv = prepare_attest(a, &req, nonce, log_from, request)) != DG_OK ||
 	    (rv = call(a, &req, &reply, DG_MSG_VERDICT)) != DG_OK)
 		goto out;
 	*resync = !reply.pass && reply.n_reasons == 1 &&
 	          strcmp(reply.reasons[0].code, "log-gap") == 0;
 	pthread_mutex_lock(&a->lock);
 	record_verdict(a, &reply);
-	if (reply.pass)
-		rv = take_secrets(a, &reply, nonce, priv);
-	else
-		wipe_secrets(a);
-	pthread_mutex_unlock(&a->lock);
-out:
-	if (rv != DG_OK) {
-		/* fail closed: no proof, no secret */
-		pthread_mutex_lock(&a->lock);
-		wipe_secrets(a);
-		pthread_mutex_unlock(&a->lock);
+	if (!reply.pass) {
+		wipe_leases(a, "attestation failed");
+	} else {
+		apply_renewals(a, &req, &reply);
+		if (request != NULL && reply.n_sealed > 0 &&
+		    (rv = take_secret(a, &reply, request, nonce)) != DG_OK)
+			fprintf(stderr, LOG_PREFIX "released secret %s cannot be opened: %s\n",
+			        request->secret, dg_strerror(rv));
 	}
+	pthread_mutex_unlock(&a->lock);
+	if (request != NULL && reply.n_sealed == 0 && refused != NULL)
+		snprintf(refused, refused_cap, "%s",
+		         reply.refused[0] ? reply.refused : "the attestation failed");
+out:
 	pthread_mutex_unlock(&a->round_lock);
-	OPENSSL_cleanse(priv, sizeof priv);
 	dg_msg_clear(&req);
 	dg_msg_clear(&reply);
 	return rv;
@@ -529,9 +657,9 @@ int
 dg_agent_attest(struct dg_agent *a)
 {
 	bool resync = false;
-	int rv = attest_round(a, &resync);
+	int rv = attest_round(a, NULL, &resync, NULL, 0);
 	if (rv == DG_OK && resync)
-		rv = attest_round(a, &resync);
+		rv = attest_round(a, NULL, &resync, NULL, 0);
 	return rv;
 }
 
@@ -556,12 +684,11 @@ dg_agent_attester_run(struct dg_agent *a, volatile sig_atomic_t *stop)
 			pthread_cond_timedwait(&a->wake, &a->lock, &until);
 		bool due = a->attest_wanted;
 		a->attest_wanted = false;
+		expire_leases(a); /* even when no one asks and no round runs */
 		pthread_mutex_unlock(&a->lock);
-		struct timespec now;
-		clock_gettime(CLOCK_MONOTONIC, &now);
-		uint64_t now_ms = (uint64_t)now.tv_sec * 1000u + (uint64_t)now.tv_nsec / 1000000u;
+		uint64_t now_ms = monotonic_ms();
 		if (due || now_ms >= a->next_heartbeat_ms) {
-			(void)dg_agent_attest(a); /* failures are logged and wipe secrets */
+			(void)dg_agent_attest(a); /* failures are logged; a fail wipes the leases */
 			a->next_heartbeat_ms = now_ms + dg_agent_interval_ms(a);
 		}
 	}
@@ -591,30 +718,60 @@ dg_agent_interval_ms(const struct dg_agent *a)
 	return (uint64_t)a->cfg.interval_s * 1000u;
 }
 
-int
-dg_agent_secret(struct dg_agent *a, const char *name, uint8_t *out, size_t cap, size_t *len)
+/* Copy a live lease out. Called with the lock held. */
+static int
+lease_copy(struct dg_agent *a, const struct dg_lease_ref *ref, uint8_t *out, size_t cap,
+           size_t *len)
 {
-	int rv = DG_ERR_NOTFOUND;
+	expire_leases(a);
+	const struct lease *l = a->verdict.pass ? lease_find(a, ref) : NULL;
+	if (l == NULL)
+		return DG_ERR_NOTFOUND;
+	if (l->len > cap)
+		return DG_ERR_TOOBIG;
+	memcpy(out, l->value, l->len);
+	*len = l->len;
+	return DG_OK;
+}
+
+int
+dg_agent_secret(struct dg_agent *a, const char *scope, const char *name, uint8_t *out,
+                size_t cap, size_t *len, char *why, size_t why_cap)
+{
+	struct dg_lease_ref ref;
+	bool resync = false;
+	int rv;
+
+	memset(&ref, 0, sizeof ref);
+	if (strlen(scope) >= sizeof ref.scope || strlen(name) >= sizeof ref.secret ||
+	    name[0] == '\0') {
+		snprintf(why, why_cap, "bad secret name");
+		return DG_ERR_INVAL;
+	}
+	snprintf(ref.scope, sizeof ref.scope, "%s", scope);
+	snprintf(ref.secret, sizeof ref.secret, "%s", name);
 	pthread_mutex_lock(&a->lock);
-	if (!a->verdict.pass) {
-		rv = DG_ERR_DENIED;
-		goto out;
-	}
-	for (size_t i = 0; i < a->n_secrets; i++) {
-		const struct held_secret *h = &a->secrets[i];
-		if (strcmp(h->name, name) != 0)
-			continue;
-		if (h->len > cap) {
-			rv = DG_ERR_TOOBIG;
-			goto out;
-		}
-		memcpy(out, h->value, h->len);
-		*len = h->len;
-		rv = DG_OK;
-		break;
-	}
-out:
+	rv = lease_copy(a, &ref, out, cap, len);
 	pthread_mutex_unlock(&a->lock);
+	if (rv != DG_ERR_NOTFOUND)
+		return rv;
+	/* Not held: a release needs a fresh attestation of its own. */
+	why[0] = '\0';
+	rv = attest_round(a, &ref, &resync, why, why_cap);
+	if (rv == DG_OK && resync)
+		rv = attest_round(a, &ref, &resync, why, why_cap);
+	if (rv != DG_OK) {
+		snprintf(why, why_cap, "no attestation: %s", dg_strerror(rv));
+		return rv;
+	}
+	pthread_mutex_lock(&a->lock);
+	rv = lease_copy(a, &ref, out, cap, len);
+	pthread_mutex_unlock(&a->lock);
+	if (rv == DG_ERR_NOTFOUND) {
+		if (why[0] == '\0')
+			snprintf(why, why_cap, "the released secret could not be opened");
+		rv = DG_ERR_DENIED;
+	}
 	return rv;
 }
 
@@ -730,11 +887,31 @@ out:
 	return rv;
 }
 
+int
+dg_agent_container_of_mntns(struct dg_agent *a, uint64_t mntns, char id[DG_CONTAINER_ID_MAX + 1])
+{
+	int rv = DG_ERR_NOTFOUND;
+	pthread_mutex_lock(&a->lock);
+	const struct dg_agent_container *c = dg_agent_containers_by_mntns(a->containers, mntns);
+	if (c != NULL) {
+		snprintf(id, DG_CONTAINER_ID_MAX + 1, "%s", c->id);
+		rv = DG_OK;
+	}
+	pthread_mutex_unlock(&a->lock);
+	return rv;
+}
+
 void
 dg_agent_container_delete(struct dg_agent *a, const char *id)
 {
 	pthread_mutex_lock(&a->lock);
 	dg_agent_containers_remove(a->containers, id);
+	for (size_t i = 0; i < a->n_leases;) {
+		if (strcmp(a->leases[i].ref.scope, id) == 0)
+			lease_wipe(a, i, "container deleted");
+		else
+			i++;
+	}
 	pthread_mutex_unlock(&a->lock);
 	if (container_id_valid(id))
 		dg_agent_containers_forget(a->cfg.state_dir, id);

@@ -12,11 +12,13 @@
 #include <stdint.h>
 
 #include "driftgate/verdict.h"
+#include "driftgate/workload.h"
 #include "driftgate/wire.h"
 
 #define DG_AGENT_DEFAULT_PCR 13
 #define DG_AGENT_DEFAULT_VERIFIER "tcp://127.0.0.1:7300"
 #define DG_AGENT_DEFAULT_CONTROL "ipc:///run/driftgate/agent.sock"
+#define DG_AGENT_WORKLOAD_SOCKET "/run/driftgate/workload/api.sock"
 #define DG_AGENT_DEFAULT_STATE_DIR "/var/lib/driftgate"
 #define DG_AGENT_DEFAULT_TCTI "device:/dev/tpmrm0"
 #define DG_AGENT_MAX_SECRET 4096
@@ -28,9 +30,10 @@ struct dg_agent_config {
 	char tls_ca[PATH_MAX];       /* for tls+tcp:// verifier urls: what its certificate chains to */
 	char tls_server_name[256];   /* checked against the certificate; default: the url's host */
 	char control_url[256];
+	char workload_socket[108];   /* the workload API (workload_api.h); "" turns it off */
 	char state_dir[PATH_MAX];
 	uint32_t pcr;
-	uint32_t ek_handle, ak_handle;
+	uint32_t ek_handle, ak_handle, bind_handle;
 	unsigned interval_s; /* heartbeat attestation period */
 	unsigned timeout_ms; /* per request to the verifier */
 	bool exec_watch;     /* measure execs in containers (fanotify; needs root) */
@@ -77,7 +80,11 @@ int dg_agent_attester_run(struct dg_agent *a, volatile sig_atomic_t *stop);
  * Returns once both entries are durable and extended.
  */
 int dg_agent_container_create(struct dg_agent *a, const char *id, int pid, const char *bundle);
-/* The container stopped (poststop hook): forget it. */
+/* The id of the registered container whose mount namespace is mntns (the
+ * inode of /proc/<pid>/ns/mnt); DG_ERR_NOTFOUND if none. */
+int dg_agent_container_of_mntns(struct dg_agent *a, uint64_t mntns,
+                                char id[DG_CONTAINER_ID_MAX + 1]);
+/* The container stopped (poststop hook): forget it and wipe its leases. */
 void dg_agent_container_delete(struct dg_agent *a, const char *id);
 
 /* The exec watcher thread (fanotify): measure every exec inside a registered
@@ -88,8 +95,14 @@ void dg_agent_last_verdict(struct dg_agent *a, struct dg_agent_verdict *out);
 uint64_t dg_agent_log_count(struct dg_agent *a);
 uint64_t dg_agent_interval_ms(const struct dg_agent *a);
 
-/* Copy a held secret out. DG_ERR_DENIED if the last round failed or none is held. */
-int dg_agent_secret(struct dg_agent *a, const char *name, uint8_t *out, size_t cap,
-                    size_t *len);
+/*
+ * A secret for scope (a container id, "" for the node itself): the leased
+ * copy while its lease runs and the last round passed; otherwise a fresh
+ * attestation round that asks the verifier to release it, sealed to this
+ * TPM's binding key. DG_ERR_DENIED (why says the verifier's reason) if it is
+ * not released; other errors if no round completed.
+ */
+int dg_agent_secret(struct dg_agent *a, const char *scope, const char *name, uint8_t *out,
+                    size_t cap, size_t *len, char *why, size_t why_cap);
 
 #endif

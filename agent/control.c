@@ -103,15 +103,18 @@ handle(struct dg_agent *a, const char *req, size_t req_len, uint8_t *out, size_t
 		                        (unsigned long long)dg_agent_log_count(a), verdict);
 	}
 	if (strncmp(line, "secret ", 7) == 0) {
+		char why[DG_WIRE_MAX_MESSAGE_TEXT + 1] = "";
 		size_t len = 0;
 		memcpy(out, "ok\n", 3);
-		rv = dg_agent_secret(a, line + 7, out + 3, cap - 3, &len);
+		/* The control socket is the host's (root only): the node's own secrets. */
+		rv = dg_agent_secret(a, "", line + 7, out + 3, cap - 3, &len, why, sizeof why);
 		if (rv == DG_OK)
 			return 3 + len;
 		OPENSSL_cleanse(out, cap);
 		format_verdict(a, verdict, sizeof verdict);
-		return (size_t)snprintf((char *)out, cap, "error %d: secret '%s' withheld: %s (last verdict: %s)",
-		                        rv, line + 7, dg_strerror(rv), verdict);
+		return (size_t)snprintf((char *)out, cap,
+		                        "error %d: secret '%s' withheld: %s (last verdict: %s)", rv,
+		                        line + 7, why[0] ? why : dg_strerror(rv), verdict);
 	}
 	return (size_t)snprintf((char *)out, cap, "error %d: unknown request", DG_ERR_INVAL);
 }

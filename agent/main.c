@@ -14,6 +14,7 @@
 #include <pthread.h>
 
 #include "agent.h"
+#include "workload_api.h"
 #include "control.h"
 #include "driftgate/conf.h"
 #include "driftgate/err.h"
@@ -65,10 +66,15 @@ usage(FILE *f)
 	    "      --tls-server-name N name the verifier's certificate must carry (default:\n"
 	    "                          the host in --verifier)\n"
 	    "  -C, --control URL       control socket (default: " DG_AGENT_DEFAULT_CONTROL ")\n"
+	    "  -W, --workload-socket P the workload API socket; bind-mount its directory into\n"
+	    "                          containers; '' turns it off\n"
+	    "                          (default: " DG_AGENT_WORKLOAD_SOCKET ")\n"
 	    "  -s, --state-dir DIR     log and state directory (default: " DG_AGENT_DEFAULT_STATE_DIR ")\n"
 	    "  -p, --pcr N             PCR to extend, 8..15 (default: 13; see README)\n"
 	    "      --ek-handle H       persistent EK handle (default: 0x81010001)\n"
 	    "      --ak-handle H       persistent AK handle (default: 0x81010002)\n"
+	    "      --bind-handle H     persistent handle of the key secrets are sealed to\n"
+	    "                          (default: 0x81010003)\n"
 	    "  -n, --interval SEC      heartbeat attestation period (default: 10)\n"
 	    "  -t, --timeout MS        per-request timeout to the verifier (default: 10000)\n"
 	    "  -m, --measure PATH      (run) measure PATH before the first attestation;\n"
@@ -110,6 +116,8 @@ set_option(const char *key, const char *value, void *arg)
 		return dg_conf_str(c->tls_ca, sizeof c->tls_ca, value);
 	if (strcmp(key, "tls-server-name") == 0)
 		return dg_conf_str(c->tls_server_name, sizeof c->tls_server_name, value);
+	if (strcmp(key, "workload-socket") == 0)
+		return dg_conf_str(c->workload_socket, sizeof c->workload_socket, value);
 	if (strcmp(key, "control") == 0)
 		return dg_conf_str(c->control_url, sizeof c->control_url, value);
 	if (strcmp(key, "state-dir") == 0)
@@ -122,10 +130,12 @@ set_option(const char *key, const char *value, void *arg)
 		c->pcr = (uint32_t)v;
 		return DG_OK;
 	}
-	if (strcmp(key, "ek-handle") == 0 || strcmp(key, "ak-handle") == 0) {
+	if (strcmp(key, "ek-handle") == 0 || strcmp(key, "ak-handle") == 0 ||
+	    strcmp(key, "bind-handle") == 0) {
 		if ((rv = dg_conf_uint(value, 0x81000000, 0x81ffffff, &v)) != DG_OK)
 			return rv;
-		*(key[0] == 'e' ? &c->ek_handle : &c->ak_handle) = (uint32_t)v;
+		*(key[0] == 'e' ? &c->ek_handle : key[0] == 'a' ? &c->ak_handle : &c->bind_handle) =
+			(uint32_t)v;
 		return DG_OK;
 	}
 	if (strcmp(key, "interval") == 0) {
@@ -170,9 +180,9 @@ set_option(const char *key, const char *value, void *arg)
 static const struct option long_options[] = {
 	{"config", required_argument, NULL, 'c'},   {"agent-id", required_argument, NULL, 'i'},
 	{"tcti", required_argument, NULL, 'T'},     {"verifier", required_argument, NULL, 'v'},
-	{"control", required_argument, NULL, 'C'},  {"state-dir", required_argument, NULL, 's'},
+	{"control", required_argument, NULL, 'C'},  {"workload-socket", required_argument, NULL, 'W'},  {"state-dir", required_argument, NULL, 's'},
 	{"pcr", required_argument, NULL, 'p'},      {"ek-handle", required_argument, NULL, 1},
-	{"ak-handle", required_argument, NULL, 2},  {"interval", required_argument, NULL, 'n'},
+	{"ak-handle", required_argument, NULL, 2},  {"bind-handle", required_argument, NULL, 20},  {"interval", required_argument, NULL, 'n'},
 	{"timeout", required_argument, NULL, 't'},  {"measure", required_argument, NULL, 'm'},
 	{"format", required_argument, NULL, 'f'},   {"help", no_argument, NULL, 'h'},
 	{"enforce", no_argument, NULL, 'e'},        {"no-exec-watch", no_argument, NULL, 3},
@@ -184,6 +194,21 @@ static void *
 attester_main(void *arg)
 {
 	dg_agent_attester_run(arg, &stop_requested);
+	return NULL;
+}
+
+struct workload_args {
+	struct dg_agent *agent;
+	const char *socket;
+};
+
+static void *
+workload_main(void *arg)
+{
+	const struct workload_args *w = arg;
+	if (dg_workload_api_serve(w->agent, w->socket, &stop_requested) != DG_OK)
+		fprintf(stderr, "driftgate-agent: workload API unavailable: containers get no "
+		        "secrets\n");
 	return NULL;
 }
 
@@ -199,7 +224,8 @@ static int
 cmd_run(struct options *o)
 {
 	struct dg_agent *a = NULL;
-	pthread_t attester, watcher;
+	pthread_t attester, watcher, workload;
+	struct workload_args wargs;
 	unsigned threads = 0;
 	int rv, code = EXIT_ERROR;
 	struct sigaction sa;
@@ -239,6 +265,12 @@ cmd_run(struct options *o)
 	if (pthread_create(&watcher, NULL, watcher_main, a) != 0)
 		goto out;
 	threads |= 2;
+	if (o->cfg.workload_socket[0] != '\0') {
+		wargs = (struct workload_args){a, o->cfg.workload_socket};
+		if (pthread_create(&workload, NULL, workload_main, &wargs) != 0)
+			goto out;
+		threads |= 4;
+	}
 	if (!stop_requested && dg_control_serve(a, o->cfg.control_url, &stop_requested) != DG_OK)
 		goto out;
 	code = EXIT_OK;
@@ -248,6 +280,8 @@ out:
 		pthread_join(attester, NULL);
 	if (threads & 2)
 		pthread_join(watcher, NULL);
+	if (threads & 4)
+		pthread_join(workload, NULL);
 	dg_agent_stop(a);
 	return code;
 }
@@ -394,7 +428,7 @@ main(int argc, char **argv)
 	}
 	const char *cmd = argv[1];
 	int first = 0;
-	rv = dg_conf_getopt("driftgate-agent", argc, argv, "c:i:T:v:C:s:p:n:t:m:f:eh", long_options,
+	rv = dg_conf_getopt("driftgate-agent", argc, argv, "c:i:T:v:C:W:s:p:n:t:m:f:eh", long_options,
 	                    set_option, &o, &first);
 	if (rv == DG_ERR_NOTFOUND) {
 		usage(stdout);

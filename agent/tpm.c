@@ -15,6 +15,8 @@
 #include <tss2/tss2_rc.h>
 #include <tss2/tss2_tctildr.h>
 
+#include <openssl/crypto.h>
+
 #include "driftgate/err.h"
 
 #define DEFAULT_TCTI "device:/dev/tpmrm0"
@@ -26,6 +28,7 @@ struct dg_tpm {
 	ESYS_CONTEXT *esys;
 	ESYS_TR ek; /* ESYS_TR_NONE until dg_tpm_keys succeeds */
 	ESYS_TR ak;
+	ESYS_TR bind; /* ESYS_TR_NONE until dg_tpm_bind_key succeeds */
 };
 
 /* TCG EK Credential Profile, default RSA-2048 EK template (low range). */
@@ -74,6 +77,27 @@ static const TPM2B_PUBLIC ak_template = {
 				.details.rsassa.hashAlg = TPM2_ALG_SHA256,
 			},
 			.keyBits = 2048,
+		},
+	},
+};
+
+/* The binding key secrets are sealed to (tpmkey.h DG_TPMKEY_BIND): an ECDH
+ * key that cannot leave this TPM. A primary key, so it needs no parent. */
+static const TPM2B_PUBLIC bind_template = {
+	.publicArea = {
+		.type = TPM2_ALG_ECC,
+		.nameAlg = TPM2_ALG_SHA256,
+		.objectAttributes = TPMA_OBJECT_FIXEDTPM | TPMA_OBJECT_FIXEDPARENT |
+			TPMA_OBJECT_SENSITIVEDATAORIGIN | TPMA_OBJECT_USERWITHAUTH |
+			TPMA_OBJECT_DECRYPT,
+		.parameters.eccDetail = {
+			.symmetric.algorithm = TPM2_ALG_NULL,
+			.scheme = {
+				.scheme = TPM2_ALG_ECDH,
+				.details.ecdh.hashAlg = TPM2_ALG_SHA256,
+			},
+			.curveID = TPM2_ECC_NIST_P256,
+			.kdf.scheme = TPM2_ALG_NULL,
 		},
 	},
 };
@@ -145,6 +169,7 @@ dg_tpm_open(const char *tcti, struct dg_tpm **out)
 		return DG_ERR_NOMEM;
 	t->ek = ESYS_TR_NONE;
 	t->ak = ESYS_TR_NONE;
+	t->bind = ESYS_TR_NONE;
 	rc = Tss2_TctiLdr_Initialize(tcti, &t->tcti);
 	if (rc != TSS2_RC_SUCCESS) {
 		fprintf(stderr, "driftgate-agent: Tss2_TctiLdr_Initialize(\"%s\"): %s\n", tcti,
@@ -661,5 +686,140 @@ dg_tpm_quote(struct dg_tpm *t, uint32_t pcr, const uint8_t *qualifying, size_t q
 out:
 	Esys_Free(quoted);
 	Esys_Free(signature);
+	return err;
+}
+
+static int
+create_bind(struct dg_tpm *t, TPM2_HANDLE handle, ESYS_TR *out)
+{
+	const TPM2B_SENSITIVE_CREATE no_auth = { 0 };
+	const TPM2B_DATA no_outside_info = { 0 };
+	const TPML_PCR_SELECTION no_pcrs = { 0 };
+	ESYS_TR transient = ESYS_TR_NONE;
+
+	TSS2_RC rc = Esys_CreatePrimary(t->esys, ESYS_TR_RH_OWNER, ESYS_TR_PASSWORD, ESYS_TR_NONE,
+	                                ESYS_TR_NONE, &no_auth, &bind_template, &no_outside_info,
+	                                &no_pcrs, &transient, NULL, NULL, NULL, NULL);
+	if (rc != TSS2_RC_SUCCESS)
+		return tss_fail("Esys_CreatePrimary", rc);
+	return persist(t, &transient, handle, out);
+}
+
+int
+dg_tpm_bind_key(struct dg_tpm *t, uint32_t handle, uint8_t *pub, size_t *pub_len)
+{
+	ESYS_TR bind = ESYS_TR_NONE;
+	bool exists;
+	int err;
+
+	if (t == NULL || pub == NULL || pub_len == NULL || !is_persistent(handle))
+		return DG_ERR_INVAL;
+	/* Loaded already: ESYS hands out one ESYS_TR per TPM handle. */
+	if (t->bind != ESYS_TR_NONE)
+		return marshal_public(t, t->bind, pub, pub_len);
+	if ((err = handle_exists(t, handle, &exists)) != DG_OK)
+		goto out;
+	err = exists ? load_persistent(t, handle, &bind) : create_bind(t, handle, &bind);
+	if (err != DG_OK || (err = marshal_public(t, bind, pub, pub_len)) != DG_OK)
+		goto out;
+	t->bind = bind;
+	bind = ESYS_TR_NONE;
+out:
+	close_tr(t, &bind);
+	return err;
+}
+
+int
+dg_tpm_certify_bind(struct dg_tpm *t, const uint8_t *qualifying, size_t qlen, uint8_t *attest,
+                    size_t attest_cap, size_t *attest_len, uint8_t *sig, size_t sig_cap,
+                    size_t *sig_len)
+{
+	const TPMT_SIG_SCHEME key_scheme = { .scheme = TPM2_ALG_NULL };
+	TPM2B_DATA extra = { 0 };
+	TPM2B_ATTEST *certified = NULL;
+	TPMT_SIGNATURE *signature = NULL;
+	size_t offset = 0;
+	TSS2_RC rc;
+	int err;
+
+	if (t == NULL || (qualifying == NULL && qlen > 0) || attest == NULL ||
+	    attest_len == NULL || sig == NULL || sig_len == NULL)
+		return DG_ERR_INVAL;
+	if (t->ak == ESYS_TR_NONE || t->bind == ESYS_TR_NONE)
+		return DG_ERR_STATE;
+	if (qlen > sizeof extra.buffer)
+		return DG_ERR_TOOBIG;
+	if (qlen > 0)
+		memcpy(extra.buffer, qualifying, qlen);
+	extra.size = (UINT16)qlen;
+	rc = Esys_Certify(t->esys, t->bind, t->ak, ESYS_TR_PASSWORD, ESYS_TR_PASSWORD,
+	                  ESYS_TR_NONE, &extra, &key_scheme, &certified, &signature);
+	if (rc != TSS2_RC_SUCCESS) {
+		err = tss_fail("Esys_Certify", rc);
+		goto out;
+	}
+	if (certified->size > attest_cap) {
+		err = DG_ERR_TOOBIG;
+		goto out;
+	}
+	if ((rc = Tss2_MU_TPMT_SIGNATURE_Marshal(signature, sig, sig_cap, &offset)) !=
+	    TSS2_RC_SUCCESS) {
+		err = marshal_fail(rc);
+		goto out;
+	}
+	memcpy(attest, certified->attestationData, certified->size);
+	*attest_len = certified->size;
+	*sig_len = offset;
+	err = DG_OK;
+out:
+	Esys_Free(certified);
+	Esys_Free(signature);
+	return err;
+}
+
+/* A coordinate as the TPM wants it: minimal, without leading zero bytes. */
+static void
+set_coord(TPM2B_ECC_PARAMETER *p, const uint8_t *v, size_t len)
+{
+	while (len > 1 && v[0] == 0) {
+		v++;
+		len--;
+	}
+	memcpy(p->buffer, v, len);
+	p->size = (UINT16)len;
+}
+
+int
+dg_tpm_zgen(struct dg_tpm *t, const uint8_t point[64], uint8_t z[32])
+{
+	TPM2B_ECC_POINT in = { 0 };
+	TPM2B_ECC_POINT *shared = NULL;
+	TSS2_RC rc;
+	int err;
+
+	if (t == NULL || point == NULL || z == NULL)
+		return DG_ERR_INVAL;
+	if (t->bind == ESYS_TR_NONE)
+		return DG_ERR_STATE;
+	set_coord(&in.point.x, point, 32);
+	set_coord(&in.point.y, point + 32, 32);
+	rc = Esys_ECDH_ZGen(t->esys, t->bind, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, &in,
+	                    &shared);
+	if (rc != TSS2_RC_SUCCESS) {
+		/* A point off the curve is the sender's fault, not the TPM's. */
+		err = (rc & 0xfff) == TPM2_RC_ECC_POINT ? DG_ERR_CRYPTO : tss_fail("Esys_ECDH_ZGen", rc);
+		goto out;
+	}
+	if (shared->point.x.size == 0 || shared->point.x.size > 32) {
+		err = DG_ERR_TPM;
+		goto out;
+	}
+	memset(z, 0, 32 - shared->point.x.size);
+	memcpy(z + 32 - shared->point.x.size, shared->point.x.buffer, shared->point.x.size);
+	err = DG_OK;
+out:
+	if (shared != NULL)
+		OPENSSL_cleanse(shared, sizeof *shared);
+	Esys_Free(shared);
 	return err;
 }

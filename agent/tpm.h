@@ -10,6 +10,7 @@
 
 #define DG_TPM_EK_HANDLE_DEFAULT 0x81010001u /* TCG EK persistent handle */
 #define DG_TPM_AK_HANDLE_DEFAULT 0x81010002u
+#define DG_TPM_BIND_HANDLE_DEFAULT 0x81010003u
 /* TCG EK Credential Profile 2.0, 2.2.1.4: NV indices of the manufacturer's EK
  * certificates for the low-range (default template) EKs. */
 #define DG_TPM_EK_CERT_NV_RSA 0x01c00002u /* RSA-2048 EK certificate */
@@ -57,5 +58,23 @@ int dg_tpm_pcr_read(struct dg_tpm *t, uint32_t pcr, uint8_t out[32]);
 int dg_tpm_quote(struct dg_tpm *t, uint32_t pcr, const uint8_t *qualifying, size_t qlen,
                  uint8_t *attest, size_t attest_cap, size_t *attest_len,
                  uint8_t *sig, size_t sig_cap, size_t *sig_len);
+
+/*
+ * Load the binding key secrets are sealed to (an ECC P-256 ECDH primary key in
+ * the owner hierarchy, attributes as tpmkey.h DG_TPMKEY_BIND requires) from
+ * its persistent handle, creating and persisting it if absent. Returns its
+ * marshaled TPM2B_PUBLIC (caller buffer >= 1024 bytes).
+ */
+int dg_tpm_bind_key(struct dg_tpm *t, uint32_t handle, uint8_t *pub, size_t *pub_len);
+
+/* TPM2_Certify of the binding key by the AK, qualifying data as given:
+ * marshaled TPMS_ATTEST and TPMT_SIGNATURE, as dg_tpm_quote returns them. */
+int dg_tpm_certify_bind(struct dg_tpm *t, const uint8_t *qualifying, size_t qlen,
+                        uint8_t *attest, size_t attest_cap, size_t *attest_len,
+                        uint8_t *sig, size_t sig_cap, size_t *sig_len);
+
+/* TPM2_ECDH_ZGen with the binding key: z = x-coordinate of point * d, the
+ * shared value dg_unseal needs. DG_ERR_CRYPTO for a point off the curve. */
+int dg_tpm_zgen(struct dg_tpm *t, const uint8_t point[64], uint8_t z[32]);
 
 #endif

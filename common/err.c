@@ -29,6 +29,7 @@ dg_strerror(int err)
 		[DG_ERR_PERM] = "unsafe file permissions",
 		[DG_ERR_DENIED] = "request denied",
 		[DG_ERR_TIMEOUT] = "timed out",
+		[DG_ERR_KEY] = "key is not the one certified or expected",
 	};
 	if (err < 0 || err >= DG_ERR__COUNT || text[err] == 0)
 		return "unknown error";

@@ -51,6 +51,7 @@ struct dg_policy {
 	size_t n_agents;
 	char **secrets;
 	size_t n_secrets;
+	unsigned lease_s; /* 0 until a lease line: DG_LEASE_DEFAULT_S */
 	regex_t *excludes;
 	size_t n_excludes;
 	unsigned char *arena; /* struct allow records, back to back */
@@ -547,6 +548,15 @@ parse_line(struct parse_ctx *c, const char *s, size_t len)
 	}
 	if (KW_IS("exclude"))
 		return parse_exclude(c, arg, arg_len);
+	if (KW_IS("lease")) {
+		uint64_t seconds;
+		if (p->lease_s != 0)
+			return fail(c, "duplicate lease");
+		if (dg_text_uint(arg, arg_len, 1, DG_LEASE_MAX_S, &seconds) != DG_OK)
+			return fail(c, "bad lease (want seconds, 1..%d)", DG_LEASE_MAX_S);
+		p->lease_s = (unsigned)seconds;
+		return DG_OK;
+	}
 #undef KW_IS
 	return fail(c, "unknown directive '%.*s'",
 	            d.keyword_len > ERR_QUOTE_MAX ? ERR_QUOTE_MAX : (int)d.keyword_len, d.keyword);
@@ -670,6 +680,12 @@ dg_policy_allows_secret(const struct dg_policy *p, const char *name)
 			return true;
 	}
 	return false;
+}
+
+unsigned
+dg_policy_lease_s(const struct dg_policy *p)
+{
+	return p->lease_s != 0 ? p->lease_s : DG_LEASE_DEFAULT_S;
 }
 
 size_t

@@ -14,40 +14,10 @@
 
 #include "driftgate/err.h"
 
-#define QUALIFYING_CONTEXT "driftgate quote v1"
 #define SHA256_LEN 32
 #define P256_COORD_LEN 32
 /* SEQUENCE { INTEGER r, INTEGER s }, each with a possible 0x00 sign octet. */
 #define ECDSA_DER_MAX (2 + 2 * (2 + 1 + P256_COORD_LEN))
-
-int
-dg_quote_qualifying(const uint8_t nonce[DG_QUOTE_NONCE_LEN],
-                    const uint8_t bind_key[DG_QUOTE_BIND_KEY_LEN],
-                    uint8_t out[DG_QUOTE_QUALIFYING_LEN])
-{
-	EVP_MD_CTX *ctx = NULL;
-	unsigned int out_len = 0;
-	int err = DG_ERR_CRYPTO;
-
-	if (nonce == NULL || bind_key == NULL || out == NULL) {
-		err = DG_ERR_INVAL;
-		goto out;
-	}
-	if ((ctx = EVP_MD_CTX_new()) == NULL) {
-		err = DG_ERR_NOMEM;
-		goto out;
-	}
-	if (!EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) ||
-	    !EVP_DigestUpdate(ctx, QUALIFYING_CONTEXT, strlen(QUALIFYING_CONTEXT)) ||
-	    !EVP_DigestUpdate(ctx, nonce, DG_QUOTE_NONCE_LEN) ||
-	    !EVP_DigestUpdate(ctx, bind_key, DG_QUOTE_BIND_KEY_LEN) ||
-	    !EVP_DigestFinal_ex(ctx, out, &out_len) || out_len != DG_QUOTE_QUALIFYING_LEN)
-		goto out;
-	err = DG_OK;
-out:
-	EVP_MD_CTX_free(ctx);
-	return err;
-}
 
 static int
 mu_error(TSS2_RC rc)
@@ -169,13 +139,13 @@ check_selection(const TPML_PCR_SELECTION *list, uint32_t pcr)
 }
 
 /*
- * Everything up to and including the PCR selection, in order; fills *parsed
- * and, once signature and extraData hold, *clock_out.
+ * The checks every TPMS_ATTEST gets, in order: unmarshal (nothing trailing),
+ * magic, type, signature by the AK, extraData (constant time).
  */
 static int
-check_signed(EVP_PKEY *ak, const uint8_t *attest, size_t attest_len, const uint8_t *sig,
-             size_t sig_len, const uint8_t *qualifying, size_t qualifying_len, uint32_t pcr,
-             TPMS_ATTEST *parsed, struct dg_quote_clock *clock_out)
+check_attest(EVP_PKEY *ak, const uint8_t *attest, size_t attest_len, const uint8_t *sig,
+             size_t sig_len, const uint8_t *qualifying, size_t qualifying_len,
+             TPMI_ST_ATTEST type, TPMS_ATTEST *parsed)
 {
 	TPMT_SIGNATURE signature;
 	size_t offset = 0;
@@ -183,7 +153,7 @@ check_signed(EVP_PKEY *ak, const uint8_t *attest, size_t attest_len, const uint8
 	int err;
 
 	if (ak == NULL || attest == NULL || sig == NULL ||
-	    (qualifying == NULL && qualifying_len != 0) || pcr >= TPM2_MAX_PCRS)
+	    (qualifying == NULL && qualifying_len != 0))
 		return DG_ERR_INVAL;
 	if (attest_len > DG_QUOTE_MAX_ATTEST || sig_len > DG_QUOTE_MAX_SIG)
 		return DG_ERR_TOOBIG;
@@ -192,7 +162,7 @@ check_signed(EVP_PKEY *ak, const uint8_t *attest, size_t attest_len, const uint8
 		return mu_error(rc);
 	if (offset != attest_len)
 		return DG_ERR_TRAILING;
-	if (parsed->magic != TPM2_GENERATED_VALUE || parsed->type != TPM2_ST_ATTEST_QUOTE)
+	if (parsed->magic != TPM2_GENERATED_VALUE || parsed->type != type)
 		return DG_ERR_FORMAT;
 	offset = 0;
 	if ((rc = Tss2_MU_TPMT_SIGNATURE_Unmarshal(sig, sig_len, &offset, &signature)) !=
@@ -205,6 +175,25 @@ check_signed(EVP_PKEY *ak, const uint8_t *attest, size_t attest_len, const uint8
 	if (parsed->extraData.size != qualifying_len ||
 	    CRYPTO_memcmp(parsed->extraData.buffer, qualifying, qualifying_len) != 0)
 		return DG_ERR_NONCE;
+	return DG_OK;
+}
+
+/*
+ * A quote, up to and including the PCR selection; fills *parsed and, once
+ * signature and extraData hold, *clock_out.
+ */
+static int
+check_signed(EVP_PKEY *ak, const uint8_t *attest, size_t attest_len, const uint8_t *sig,
+             size_t sig_len, const uint8_t *qualifying, size_t qualifying_len, uint32_t pcr,
+             TPMS_ATTEST *parsed, struct dg_quote_clock *clock_out)
+{
+	int err;
+
+	if (pcr >= TPM2_MAX_PCRS)
+		return DG_ERR_INVAL;
+	if ((err = check_attest(ak, attest, attest_len, sig, sig_len, qualifying, qualifying_len,
+	                        TPM2_ST_ATTEST_QUOTE, parsed)) != DG_OK)
+		return err;
 	if (clock_out != NULL) {
 		clock_out->clock = parsed->clockInfo.clock;
 		clock_out->reset_count = parsed->clockInfo.resetCount;
@@ -212,6 +201,26 @@ check_signed(EVP_PKEY *ak, const uint8_t *attest, size_t attest_len, const uint8
 		clock_out->safe = parsed->clockInfo.safe;
 	}
 	return check_selection(&parsed->attested.quote.pcrSelect, pcr);
+}
+
+int
+dg_quote_check_certify(EVP_PKEY *ak, const uint8_t *attest, size_t attest_len,
+                       const uint8_t *sig, size_t sig_len, const uint8_t *qualifying,
+                       size_t qualifying_len, const uint8_t *name, size_t name_len)
+{
+	TPMS_ATTEST parsed;
+	const TPM2B_NAME *certified;
+	int err;
+
+	if (name == NULL || name_len == 0)
+		return DG_ERR_INVAL;
+	if ((err = check_attest(ak, attest, attest_len, sig, sig_len, qualifying, qualifying_len,
+	                        TPM2_ST_ATTEST_CERTIFY, &parsed)) != DG_OK)
+		return err;
+	certified = &parsed.attested.certify.name;
+	if (certified->size != name_len || memcmp(certified->name, name, name_len) != 0)
+		return DG_ERR_KEY;
+	return DG_OK;
 }
 
 int

@@ -1,7 +1,8 @@
 /*
- * Sealing: X25519 ECDH with a fresh ephemeral key, HKDF-SHA256 over the
- * shared secret (salt = ephemeral public || recipient public, so the key is
- * bound to both ends), AES-256-GCM with the caller's aad.
+ * Sealing to a TPM-resident P-256 key. The verifier side is ordinary ECDH in
+ * OpenSSL; the agent side gets the same shared x-coordinate from its TPM, so
+ * the symmetric part (HKDF, AES-256-GCM) is shared here and the private key
+ * never exists outside the TPM.
  */
 #include "driftgate/seal.h"
 
@@ -19,69 +20,54 @@
 
 #define SEAL_IV_LEN 12
 #define SEAL_TAG_LEN 16
-#define SEAL_INFO "driftgate seal v1"
+#define SEAL_KEY_LEN 32
+#define SEAL_INFO "driftgate seal v2"
+#define UNCOMPRESSED_LEN (1 + DG_SEAL_POINT_LEN) /* 0x04 || x || y */
 
-/* Offsets into the sealed layout: eph_pub | iv | ciphertext | tag. */
-#define SEAL_IV_OFF DG_SEAL_KEY_LEN
-#define SEAL_CT_OFF (DG_SEAL_KEY_LEN + SEAL_IV_LEN)
+/* Offsets into the sealed layout: eph point | iv | ciphertext | tag. */
+#define SEAL_IV_OFF DG_SEAL_POINT_LEN
+#define SEAL_CT_OFF (DG_SEAL_POINT_LEN + SEAL_IV_LEN)
 
-static int
-x25519_from_private(const uint8_t priv[DG_SEAL_KEY_LEN], EVP_PKEY **out)
+int
+dg_seal_point_of(EVP_PKEY *key, uint8_t point[DG_SEAL_POINT_LEN])
 {
-	*out = EVP_PKEY_new_raw_private_key(EVP_PKEY_X25519, NULL, priv, DG_SEAL_KEY_LEN);
-	return *out != NULL ? DG_OK : DG_ERR_CRYPTO;
-}
+	uint8_t buf[UNCOMPRESSED_LEN];
+	size_t len = 0;
+	char group[16];
 
-static int
-x25519_public_of(EVP_PKEY *key, uint8_t pub[DG_SEAL_KEY_LEN])
-{
-	size_t len = DG_SEAL_KEY_LEN;
-	if (EVP_PKEY_get_raw_public_key(key, pub, &len) != 1 || len != DG_SEAL_KEY_LEN)
+	if (key == NULL || point == NULL)
+		return DG_ERR_INVAL;
+	if (EVP_PKEY_get_base_id(key) != EVP_PKEY_EC ||
+	    EVP_PKEY_get_utf8_string_param(key, OSSL_PKEY_PARAM_GROUP_NAME, group, sizeof group,
+	                                   NULL) != 1 ||
+	    strcmp(group, "prime256v1") != 0)
+		return DG_ERR_UNSUPPORTED;
+	if (EVP_PKEY_set_utf8_string_param(key, OSSL_PKEY_PARAM_EC_POINT_CONVERSION_FORMAT,
+	                                   "uncompressed") != 1 ||
+	    EVP_PKEY_get_octet_string_param(key, OSSL_PKEY_PARAM_PUB_KEY, buf, sizeof buf, &len) !=
+	            1 ||
+	    len != UNCOMPRESSED_LEN || buf[0] != 0x04)
 		return DG_ERR_CRYPTO;
+	memcpy(point, buf + 1, DG_SEAL_POINT_LEN);
 	return DG_OK;
 }
 
-/* ECDH between own (private) and peer_pub; OpenSSL rejects an all-zero
- * result, which a small-order peer point would produce. */
+/* HKDF-SHA256(z, salt = eph point || recipient point): the key is bound to both ends. */
 static int
-x25519_shared(EVP_PKEY *own, const uint8_t peer_pub[DG_SEAL_KEY_LEN],
-              uint8_t shared[DG_SEAL_KEY_LEN])
+derive_key(const uint8_t z[DG_SEAL_COORD_LEN], const uint8_t eph[DG_SEAL_POINT_LEN],
+           const uint8_t rcpt[DG_SEAL_POINT_LEN], uint8_t key[SEAL_KEY_LEN])
 {
-	EVP_PKEY *peer = NULL;
-	EVP_PKEY_CTX *ctx = NULL;
-	size_t len = DG_SEAL_KEY_LEN;
-	int rc = DG_ERR_CRYPTO;
-
-	peer = EVP_PKEY_new_raw_public_key(EVP_PKEY_X25519, NULL, peer_pub, DG_SEAL_KEY_LEN);
-	if (peer == NULL)
-		goto out;
-	ctx = EVP_PKEY_CTX_new(own, NULL);
-	if (ctx == NULL || EVP_PKEY_derive_init(ctx) != 1 ||
-	    EVP_PKEY_derive_set_peer(ctx, peer) != 1 ||
-	    EVP_PKEY_derive(ctx, shared, &len) != 1 || len != DG_SEAL_KEY_LEN)
-		goto out;
-	rc = DG_OK;
-out:
-	EVP_PKEY_CTX_free(ctx);
-	EVP_PKEY_free(peer);
-	return rc;
-}
-
-static int
-derive_key(const uint8_t shared[DG_SEAL_KEY_LEN], const uint8_t eph_pub[DG_SEAL_KEY_LEN],
-           const uint8_t rcpt_pub[DG_SEAL_KEY_LEN], uint8_t key[DG_SEAL_KEY_LEN])
-{
-	uint8_t salt[2 * DG_SEAL_KEY_LEN];
+	uint8_t salt[2 * DG_SEAL_POINT_LEN];
 	EVP_KDF *kdf = NULL;
 	EVP_KDF_CTX *kctx = NULL;
 	OSSL_PARAM params[5];
 	int rc = DG_ERR_CRYPTO;
 
-	memcpy(salt, eph_pub, DG_SEAL_KEY_LEN);
-	memcpy(salt + DG_SEAL_KEY_LEN, rcpt_pub, DG_SEAL_KEY_LEN);
+	memcpy(salt, eph, DG_SEAL_POINT_LEN);
+	memcpy(salt + DG_SEAL_POINT_LEN, rcpt, DG_SEAL_POINT_LEN);
 	params[0] = OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, (char *)"SHA256", 0);
-	params[1] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, (void *)shared,
-	                                              DG_SEAL_KEY_LEN);
+	params[1] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, (void *)z,
+	                                              DG_SEAL_COORD_LEN);
 	params[2] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SALT, salt, sizeof salt);
 	params[3] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, (void *)SEAL_INFO,
 	                                              strlen(SEAL_INFO));
@@ -89,7 +75,7 @@ derive_key(const uint8_t shared[DG_SEAL_KEY_LEN], const uint8_t eph_pub[DG_SEAL_
 
 	kdf = EVP_KDF_fetch(NULL, "HKDF", NULL);
 	if (kdf == NULL || (kctx = EVP_KDF_CTX_new(kdf)) == NULL ||
-	    EVP_KDF_derive(kctx, key, DG_SEAL_KEY_LEN, params) != 1)
+	    EVP_KDF_derive(kctx, key, SEAL_KEY_LEN, params) != 1)
 		goto out;
 	rc = DG_OK;
 out:
@@ -98,49 +84,50 @@ out:
 	return rc;
 }
 
-int
-dg_seal_keygen(uint8_t priv[DG_SEAL_KEY_LEN], uint8_t pub[DG_SEAL_KEY_LEN])
+/* ECDH(own, peer): the shared x-coordinate, zero-padded as a TPM returns it. */
+static int
+ecdh_z(EVP_PKEY *own, EVP_PKEY *peer, uint8_t z[DG_SEAL_COORD_LEN])
 {
-	EVP_PKEY *key = NULL;
-	size_t len = DG_SEAL_KEY_LEN;
+	EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new(own, NULL);
+	size_t len = DG_SEAL_COORD_LEN;
 	int rc = DG_ERR_CRYPTO;
 
-	key = EVP_PKEY_Q_keygen(NULL, NULL, "X25519");
-	if (key == NULL)
+	if (ctx == NULL || EVP_PKEY_derive_init(ctx) != 1 ||
+	    EVP_PKEY_derive_set_peer(ctx, peer) != 1 || EVP_PKEY_derive(ctx, z, &len) != 1 ||
+	    len != DG_SEAL_COORD_LEN)
 		goto out;
-	if (EVP_PKEY_get_raw_private_key(key, priv, &len) != 1 || len != DG_SEAL_KEY_LEN)
-		goto out;
-	rc = x25519_public_of(key, pub);
+	rc = DG_OK;
 out:
-	if (rc != DG_OK)
-		OPENSSL_cleanse(priv, DG_SEAL_KEY_LEN);
-	EVP_PKEY_free(key);
+	EVP_PKEY_CTX_free(ctx);
 	return rc;
 }
 
 int
-dg_seal(const uint8_t pub[DG_SEAL_KEY_LEN], const uint8_t *aad, size_t aad_len,
-        const uint8_t *pt, size_t pt_len, uint8_t *out, size_t cap, size_t *out_len)
+dg_seal(EVP_PKEY *rcpt, const uint8_t *aad, size_t aad_len, const uint8_t *pt, size_t pt_len,
+        uint8_t *out, size_t cap, size_t *out_len)
 {
 	EVP_PKEY *eph = NULL;
 	EVP_CIPHER_CTX *cctx = NULL;
-	uint8_t shared[DG_SEAL_KEY_LEN], key[DG_SEAL_KEY_LEN];
+	uint8_t rcpt_point[DG_SEAL_POINT_LEN], z[DG_SEAL_COORD_LEN], key[SEAL_KEY_LEN];
 	int n, rc;
 
+	if (out_len == NULL || out == NULL || (pt == NULL && pt_len > 0) ||
+	    (aad == NULL && aad_len > 0))
+		return DG_ERR_INVAL;
 	*out_len = 0;
 	/* EVP lengths are ints; keep the total representable too. */
 	if (pt_len > INT_MAX - DG_SEAL_OVERHEAD || aad_len > INT_MAX)
 		return DG_ERR_TOOBIG;
 	if (cap < pt_len + DG_SEAL_OVERHEAD)
 		return DG_ERR_TOOBIG;
+	if ((rc = dg_seal_point_of(rcpt, rcpt_point)) != DG_OK)
+		return rc;
 
 	rc = DG_ERR_CRYPTO;
-	eph = EVP_PKEY_Q_keygen(NULL, NULL, "X25519");
-	if (eph == NULL)
+	if ((eph = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256")) == NULL)
 		goto out;
-	if ((rc = x25519_public_of(eph, out)) != DG_OK ||
-	    (rc = x25519_shared(eph, pub, shared)) != DG_OK ||
-	    (rc = derive_key(shared, out, pub, key)) != DG_OK)
+	if ((rc = dg_seal_point_of(eph, out)) != DG_OK || (rc = ecdh_z(eph, rcpt, z)) != DG_OK ||
+	    (rc = derive_key(z, out, rcpt_point, key)) != DG_OK)
 		goto out;
 
 	rc = DG_ERR_CRYPTO;
@@ -160,7 +147,7 @@ dg_seal(const uint8_t pub[DG_SEAL_KEY_LEN], const uint8_t *aad, size_t aad_len,
 out:
 	if (rc != DG_OK)
 		OPENSSL_cleanse(out, pt_len + DG_SEAL_OVERHEAD);
-	OPENSSL_cleanse(shared, sizeof shared);
+	OPENSSL_cleanse(z, sizeof z);
 	OPENSSL_cleanse(key, sizeof key);
 	EVP_CIPHER_CTX_free(cctx);
 	EVP_PKEY_free(eph);
@@ -168,29 +155,38 @@ out:
 }
 
 int
-dg_unseal(const uint8_t priv[DG_SEAL_KEY_LEN], const uint8_t *aad, size_t aad_len,
-          const uint8_t *in, size_t in_len, uint8_t *pt, size_t cap, size_t *pt_len)
+dg_seal_ephemeral(const uint8_t *in, size_t in_len, const uint8_t **point)
 {
-	EVP_PKEY *own = NULL;
+	if (in == NULL || point == NULL)
+		return DG_ERR_INVAL;
+	if (in_len < DG_SEAL_OVERHEAD)
+		return DG_ERR_TRUNCATED;
+	*point = in;
+	return DG_OK;
+}
+
+int
+dg_unseal(const uint8_t z[DG_SEAL_COORD_LEN], const uint8_t rcpt_point[DG_SEAL_POINT_LEN],
+          const uint8_t *aad, size_t aad_len, const uint8_t *in, size_t in_len, uint8_t *pt,
+          size_t cap, size_t *pt_len)
+{
 	EVP_CIPHER_CTX *cctx = NULL;
-	uint8_t own_pub[DG_SEAL_KEY_LEN], shared[DG_SEAL_KEY_LEN], key[DG_SEAL_KEY_LEN];
-	uint8_t tag[SEAL_TAG_LEN];
-	size_t ct_len;
+	uint8_t key[SEAL_KEY_LEN], tag[SEAL_TAG_LEN];
+	size_t ct_len = 0;
 	int n, rc;
 
+	if (z == NULL || rcpt_point == NULL || in == NULL || pt_len == NULL ||
+	    (aad == NULL && aad_len > 0))
+		return DG_ERR_INVAL;
 	*pt_len = 0;
 	if (in_len < DG_SEAL_OVERHEAD)
 		return DG_ERR_TRUNCATED;
 	ct_len = in_len - DG_SEAL_OVERHEAD;
 	if (ct_len > INT_MAX || aad_len > INT_MAX)
 		return DG_ERR_TOOBIG;
-	if (cap < ct_len)
+	if (cap < ct_len || (pt == NULL && ct_len > 0))
 		return DG_ERR_TOOBIG;
-
-	if ((rc = x25519_from_private(priv, &own)) != DG_OK ||
-	    (rc = x25519_public_of(own, own_pub)) != DG_OK ||
-	    (rc = x25519_shared(own, in, shared)) != DG_OK ||
-	    (rc = derive_key(shared, in, own_pub, key)) != DG_OK)
+	if ((rc = derive_key(z, in, rcpt_point, key)) != DG_OK)
 		goto out;
 
 	/* The tag is copied because EVP's set-tag ctrl takes a mutable pointer. */
@@ -208,11 +204,9 @@ dg_unseal(const uint8_t priv[DG_SEAL_KEY_LEN], const uint8_t *aad, size_t aad_le
 	rc = DG_OK;
 out:
 	/* GCM writes plaintext before the tag is checked: never leave it behind. */
-	if (rc != DG_OK && ct_len > 0)
+	if (rc != DG_OK && ct_len > 0 && pt != NULL)
 		OPENSSL_cleanse(pt, ct_len);
-	OPENSSL_cleanse(shared, sizeof shared);
 	OPENSSL_cleanse(key, sizeof key);
 	EVP_CIPHER_CTX_free(cctx);
-	EVP_PKEY_free(own);
 	return rc;
 }

@@ -70,6 +70,27 @@ dg_text_name_valid(const char *s, size_t len, size_t max)
 }
 
 int
+dg_text_uint(const char *s, size_t len, uint64_t min, uint64_t max, uint64_t *out)
+{
+	uint64_t v = 0;
+
+	if (len == 0 || len > 20 || (len > 1 && s[0] == '0'))
+		return DG_ERR_FORMAT;
+	for (size_t i = 0; i < len; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return DG_ERR_FORMAT;
+		uint64_t d = (uint64_t)(s[i] - '0');
+		if (v > (UINT64_MAX - d) / 10)
+			return DG_ERR_FORMAT;
+		v = v * 10 + d;
+	}
+	if (v < min || v > max)
+		return DG_ERR_FORMAT;
+	*out = v;
+	return DG_OK;
+}
+
+int
 dg_text_directive_split(const char *line, size_t len, struct dg_text_directive *d)
 {
 	size_t kw_len = 0, i;

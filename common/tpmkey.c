@@ -29,6 +29,12 @@ static const TPMA_OBJECT ak_attributes =
 	TPMA_OBJECT_FIXEDTPM | TPMA_OBJECT_FIXEDPARENT | TPMA_OBJECT_SENSITIVEDATAORIGIN |
 	TPMA_OBJECT_USERWITHAUTH | TPMA_OBJECT_RESTRICTED | TPMA_OBJECT_SIGN_ENCRYPT;
 
+/* The agent's binding key: an ECDH key for secrets that never leaves its TPM.
+ * Not restricted (it decrypts caller data), never a signing key. */
+static const TPMA_OBJECT bind_attributes =
+	TPMA_OBJECT_FIXEDTPM | TPMA_OBJECT_FIXEDPARENT | TPMA_OBJECT_SENSITIVEDATAORIGIN |
+	TPMA_OBJECT_USERWITHAUTH | TPMA_OBJECT_DECRYPT;
+
 static int
 mu_error(TSS2_RC rc)
 {
@@ -89,6 +95,11 @@ check_ecc(const TPMT_PUBLIC *pub, enum dg_tpmkey_role role)
 	}
 	if (parms->symmetric.algorithm != TPM2_ALG_NULL)
 		return DG_ERR_UNSUPPORTED;
+	if (role == DG_TPMKEY_BIND)
+		return parms->scheme.scheme == TPM2_ALG_ECDH &&
+		               parms->scheme.details.ecdh.hashAlg == TPM2_ALG_SHA256
+		       ? DG_OK
+		       : DG_ERR_UNSUPPORTED;
 	if (parms->scheme.scheme != TPM2_ALG_ECDSA ||
 	    parms->scheme.details.ecdsa.hashAlg != TPM2_ALG_SHA256)
 		return DG_ERR_UNSUPPORTED;
@@ -106,6 +117,11 @@ check_template(const TPMT_PUBLIC *pub, enum dg_tpmkey_role role)
 		break;
 	case DG_TPMKEY_AK:
 		want = ak_attributes;
+		break;
+	case DG_TPMKEY_BIND:
+		want = bind_attributes;
+		if (pub->type != TPM2_ALG_ECC)
+			return DG_ERR_UNSUPPORTED;
 		break;
 	default:
 		return DG_ERR_INVAL;

@@ -37,12 +37,18 @@ enum field {
 	F_ATTEST,
 	F_SIGNATURE,
 	F_BIND_KEY,
+	F_BIND_ATTEST,
+	F_BIND_SIG,
 	F_LOG,
-	F_WANT_SECRETS,
+	F_REQUEST,
+	F_LEASES,
 	F_PASS,
 	F_REASONS,
 	F_SEALED,
 	F_MANIFESTS,
+	F_LEASE_MS,
+	F_RENEWED,
+	F_REFUSED,
 	F_CODE,
 	F_MESSAGE,
 	F__COUNT
@@ -66,7 +72,8 @@ enum field_kind {
 	K_U64,
 	K_BOOL,
 	K_REASONS,
-	K_NAMED, /* list of [name, bytes] pairs: see named_specs */
+	K_NAMED, /* list of [name, bytes] pairs: see named_spec_of */
+	K_LEASES, /* list of [scope, secret name] pairs: see lease_spec_of */
 };
 
 struct field_spec {
@@ -90,12 +97,18 @@ static const struct field_spec field_specs[F__COUNT] = {
 	[F_ATTEST] = {"attest", K_BYTES, offsetof(struct dg_msg, attest), DG_WIRE_MAX_BLOB},
 	[F_SIGNATURE] = {"signature", K_BYTES, offsetof(struct dg_msg, signature), DG_WIRE_MAX_BLOB},
 	[F_BIND_KEY] = {"bind_key", K_BYTES, offsetof(struct dg_msg, bind_key), DG_WIRE_MAX_KEY},
+	[F_BIND_ATTEST] = {"bind_attest", K_BYTES, offsetof(struct dg_msg, bind_attest), DG_WIRE_MAX_BLOB},
+	[F_BIND_SIG] = {"bind_sig", K_BYTES, offsetof(struct dg_msg, bind_sig), DG_WIRE_MAX_BLOB},
 	[F_LOG] = {"log", K_BYTES, offsetof(struct dg_msg, log), DG_WIRE_MAX_LOG},
-	[F_WANT_SECRETS] = {"want_secrets", K_BOOL, offsetof(struct dg_msg, want_secrets), 0},
+	[F_REQUEST] = {"request", K_LEASES, offsetof(struct dg_msg, request), 0},
+	[F_LEASES] = {"leases", K_LEASES, offsetof(struct dg_msg, leases), 0},
 	[F_PASS] = {"pass", K_BOOL, offsetof(struct dg_msg, pass), 0},
 	[F_REASONS] = {"reasons", K_REASONS, offsetof(struct dg_msg, reasons), 0},
 	[F_SEALED] = {"sealed", K_NAMED, offsetof(struct dg_msg, sealed), 0},
 	[F_MANIFESTS] = {"manifests", K_NAMED, offsetof(struct dg_msg, manifests), 0},
+	[F_LEASE_MS] = {"lease_ms", K_U32, offsetof(struct dg_msg, lease_ms), 0},
+	[F_RENEWED] = {"renewed", K_LEASES, offsetof(struct dg_msg, renewed), 0},
+	[F_REFUSED] = {"refused", K_TEXT, offsetof(struct dg_msg, refused), DG_WIRE_MAX_MESSAGE_TEXT},
 	[F_CODE] = {"code", K_U32, offsetof(struct dg_msg, code), 0},
 	[F_MESSAGE] = {"message", K_TEXT, offsetof(struct dg_msg, message), DG_WIRE_MAX_MESSAGE_TEXT},
 };
@@ -124,6 +137,32 @@ named_list(const struct dg_msg *m, enum field f, size_t **count)
 	return (struct dg_named_blob *)(void *)((char *)m + field_specs[f].offset);
 }
 
+/* Bounds of the [scope, secret name] lists. */
+struct lease_spec {
+	size_t count_offset;
+	size_t max_count;
+};
+
+static const struct lease_spec *
+lease_spec_of(enum field f)
+{
+	static const struct lease_spec request = {offsetof(struct dg_msg, n_request), 1};
+	static const struct lease_spec leases = {offsetof(struct dg_msg, n_leases),
+		DG_WIRE_MAX_LEASES};
+	static const struct lease_spec renewed = {offsetof(struct dg_msg, n_renewed),
+		DG_WIRE_MAX_LEASES};
+	return f == F_REQUEST ? &request : f == F_LEASES ? &leases : &renewed;
+}
+
+static struct dg_lease_ref *
+lease_list(const struct dg_msg *m, enum field f, size_t **count)
+{
+	*count = (size_t *)(void *)((char *)m + lease_spec_of(f)->count_offset);
+	return (struct dg_lease_ref *)(void *)((char *)m + field_specs[f].offset);
+}
+
+#define BIND_FIELDS (BIT(F_BIND_KEY) | BIT(F_BIND_ATTEST) | BIT(F_BIND_SIG))
+
 struct type_spec {
 	const char *name;
 	unsigned required;
@@ -140,8 +179,10 @@ static const struct type_spec type_specs[] = {
 	[DG_MSG_NONCE] = {"NONCE", BIT(F_NONCE) | BIT(F_LOG_FROM) | BIT(F_PCR), 0},
 	[DG_MSG_ATTEST] = {"ATTEST",
 		BIT(F_AGENT_ID) | BIT(F_NONCE) | BIT(F_ATTEST) | BIT(F_SIGNATURE) |
-		BIT(F_BIND_KEY) | BIT(F_LOG_FROM) | BIT(F_LOG) | BIT(F_WANT_SECRETS), BIT(F_MANIFESTS)},
-	[DG_MSG_VERDICT] = {"VERDICT", BIT(F_PASS) | BIT(F_REASONS), BIT(F_SEALED)},
+		BIT(F_LOG_FROM) | BIT(F_LOG),
+		BIT(F_MANIFESTS) | BIT(F_REQUEST) | BIND_FIELDS | BIT(F_LEASES)},
+	[DG_MSG_VERDICT] = {"VERDICT", BIT(F_PASS) | BIT(F_REASONS),
+		BIT(F_SEALED) | BIT(F_LEASE_MS) | BIT(F_RENEWED) | BIT(F_REFUSED)},
 	[DG_MSG_ERROR] = {"ERROR", BIT(F_CODE) | BIT(F_MESSAGE), 0},
 };
 
@@ -247,6 +288,13 @@ name_valid(const char *s, size_t len, size_t bound)
 	return memchr(s, ' ', len) == NULL;
 }
 
+/* A scope: "" (the node) or a name as long as a container id. */
+static bool
+scope_valid(const char *s, size_t len)
+{
+	return len == 0 || name_valid(s, len, DG_WIRE_MAX_BLOB_NAME);
+}
+
 static int
 check_field(const struct dg_msg *m, enum field f)
 {
@@ -299,6 +347,18 @@ check_field(const struct dg_msg *m, enum field f)
 		}
 		return DG_OK;
 	}
+	case K_LEASES: {
+		size_t *count;
+		const struct dg_lease_ref *list = lease_list(m, f, &count);
+		if (*count > lease_spec_of(f)->max_count)
+			return DG_ERR_TOOBIG;
+		for (size_t i = 0; i < *count; i++)
+			if (!scope_valid(list[i].scope, strnlen(list[i].scope, sizeof list[i].scope)) ||
+			    !name_valid(list[i].secret, strnlen(list[i].secret, sizeof list[i].secret),
+			                DG_WIRE_MAX_SECRET_NAME))
+				return DG_ERR_FORMAT;
+		return DG_OK;
+	}
 	case K_U32:
 	case K_U64:
 	case K_BOOL:
@@ -307,19 +367,55 @@ check_field(const struct dg_msg *m, enum field f)
 	return DG_ERR_INVAL;
 }
 
-/* Fields the encoder emits: required ones, sealed only with a pass, and
- * manifests and ek_cert only when there are some. */
+/* Whether an optional field has content: only such fields are encoded, and a
+ * decoded optional field without content is refused (one encoding each). */
+static bool
+field_present(const struct dg_msg *m, enum field f)
+{
+	const struct field_spec *fs = &field_specs[f];
+	const char *base = (const char *)m + fs->offset;
+	size_t *count;
+
+	switch (fs->kind) {
+	case K_TEXT:
+		return base[0] != '\0';
+	case K_BYTES:
+		return ((const struct dg_bytes *)(const void *)base)->len > 0;
+	case K_U32:
+		return *(const uint32_t *)(const void *)base != 0;
+	case K_NAMED:
+		(void)named_list(m, f, &count);
+		return *count > 0;
+	case K_LEASES:
+		(void)lease_list(m, f, &count);
+		return *count > 0;
+	default:
+		return true;
+	}
+}
+
+/* Fields the encoder emits: required ones and the optional ones with content. */
 static unsigned
 fields_to_emit(const struct dg_msg *m, const struct type_spec *ts)
 {
 	unsigned mask = ts->required;
-	if ((ts->optional & BIT(F_SEALED)) && m->pass && m->n_sealed > 0)
-		mask |= BIT(F_SEALED);
-	if ((ts->optional & BIT(F_MANIFESTS)) && m->n_manifests > 0)
-		mask |= BIT(F_MANIFESTS);
-	if ((ts->optional & BIT(F_EK_CERT)) && m->ek_cert.len > 0)
-		mask |= BIT(F_EK_CERT);
+	for (size_t f = 0; f < F__COUNT; f++)
+		if ((ts->optional & BIT(f)) && field_present(m, (enum field)f))
+			mask |= BIT(f);
 	return mask;
+}
+
+/* Rules across fields, applied to what is encoded and what was decoded. */
+static int
+check_combination(const struct dg_msg *m, unsigned present)
+{
+	/* Sealed secrets travel only with a pass. */
+	if ((present & BIT(F_SEALED)) && !m->pass)
+		return DG_ERR_FORMAT;
+	/* A bind key comes with its certification, or not at all. */
+	if ((present & BIND_FIELDS) != 0 && (present & BIND_FIELDS) != BIND_FIELDS)
+		return DG_ERR_FORMAT;
+	return DG_OK;
 }
 
 /* ---- encoder ---- */
@@ -429,6 +525,17 @@ put_field(struct writer *w, const struct dg_msg *m, enum field f)
 		}
 		break;
 	}
+	case K_LEASES: {
+		size_t *count;
+		const struct dg_lease_ref *list = lease_list(m, f, &count);
+		put_head(w, H_ARRAY, *count);
+		for (size_t i = 0; i < *count; i++) {
+			put_head(w, H_ARRAY, 2);
+			put_text(w, list[i].scope);
+			put_text(w, list[i].secret);
+		}
+		break;
+	}
 	}
 }
 
@@ -456,10 +563,10 @@ dg_wire_encode(const struct dg_msg *m, uint8_t **out, size_t *out_len)
 	*out_len = 0;
 	if (ts == NULL)
 		return DG_ERR_INVAL;
-	/* A sealed list without a pass would not survive decoding. */
-	if ((ts->optional & BIT(F_SEALED)) && !m->pass && m->n_sealed > 0)
-		return DG_ERR_INVAL;
 	mask = fields_to_emit(m, ts);
+	/* What would not survive decoding is the caller's mistake. */
+	if (check_combination(m, mask) != DG_OK)
+		return DG_ERR_INVAL;
 	for (size_t f = 0; f < F__COUNT; f++) {
 		if ((mask & BIT(f)) && (rc = check_field(m, (enum field)f)) != DG_OK)
 			return rc;
@@ -730,6 +837,33 @@ out:
 }
 
 static int
+read_leases(struct reader *r, const struct cbor_callbacks *cb, struct dg_msg *m, enum field f)
+{
+	size_t *count;
+	struct dg_lease_ref *list = lease_list(m, f, &count);
+	struct tok t;
+	size_t n;
+	int rc;
+
+	if ((rc = read_array(r, cb, lease_spec_of(f)->max_count, &n)) != DG_OK)
+		goto out;
+	for (size_t i = 0; i < n; i++) {
+		struct dg_lease_ref *l = &list[i];
+		if ((rc = read_pair_header(r, cb)) != DG_OK ||
+		    (rc = expect(r, cb, T_TEXT, &t)) != DG_OK)
+			goto out;
+		if (t.len > 0 && (rc = copy_name(&t, DG_WIRE_MAX_BLOB_NAME, l->scope)) != DG_OK)
+			goto out;
+		if ((rc = expect(r, cb, T_TEXT, &t)) != DG_OK ||
+		    (rc = copy_name(&t, DG_WIRE_MAX_SECRET_NAME, l->secret)) != DG_OK)
+			goto out;
+		*count = i + 1;
+	}
+out:
+	return rc;
+}
+
+static int
 read_value(struct reader *r, const struct cbor_callbacks *cb, struct dg_msg *m, enum field f)
 {
 	const struct field_spec *fs = &field_specs[f];
@@ -777,6 +911,8 @@ read_value(struct reader *r, const struct cbor_callbacks *cb, struct dg_msg *m, 
 		return read_reasons(r, cb, m);
 	case K_NAMED:
 		return read_named(r, cb, m, f);
+	case K_LEASES:
+		return read_leases(r, cb, m, f);
 	}
 	return DG_ERR_FORMAT;
 }
@@ -852,17 +988,15 @@ dg_wire_decode(const uint8_t *buf, size_t len, struct dg_msg *m)
 		rc = DG_ERR_FORMAT;
 		goto out;
 	}
-	if ((seen & BIT(F_SEALED)) && !m->pass) {
-		rc = DG_ERR_FORMAT;
-		goto out;
+	for (size_t f = 0; f < F__COUNT; f++) {
+		/* The encoder omits an empty optional field; accepting one would
+		 * give a message two encodings. */
+		if ((seen & ts->optional & BIT(f)) && !field_present(m, (enum field)f)) {
+			rc = DG_ERR_FORMAT;
+			goto out;
+		}
 	}
-	/* The encoder omits an absent certificate; an empty one is not a
-	 * certificate, and accepting it would give one message two encodings. */
-	if ((seen & BIT(F_EK_CERT)) && m->ek_cert.len == 0) {
-		rc = DG_ERR_FORMAT;
-		goto out;
-	}
-	rc = DG_OK;
+	rc = check_combination(m, seen);
 out:
 	if (rc != DG_OK)
 		dg_msg_clear(m);

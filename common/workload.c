@@ -21,6 +21,7 @@
 #include "driftgate/container.h"
 #include "driftgate/err.h"
 #include "driftgate/manifest.h"
+#include "driftgate/policy.h"
 #include "driftgate/text.h"
 
 #define HEADER_KEYWORD "driftgate-workload"
@@ -49,6 +50,7 @@ struct dg_workload {
 	size_t n_containers;
 	char **secrets;
 	size_t n_secrets;
+	unsigned lease_s; /* 0 until a lease line: DG_LEASE_DEFAULT_S */
 };
 
 struct observed_container {
@@ -300,6 +302,15 @@ parse_line(struct parse_ctx *c, const char *s, size_t len)
 			            WORKLOAD_MAX_NAME);
 		return list_add(&w->secrets, &w->n_secrets, arg, arg_len);
 	}
+	if (KW_IS("lease")) {
+		uint64_t seconds;
+		if (w->lease_s != 0)
+			return fail(c, "duplicate lease");
+		if (dg_text_uint(arg, arg_len, 1, DG_LEASE_MAX_S, &seconds) != DG_OK)
+			return fail(c, "bad lease (want seconds, 1..%d)", DG_LEASE_MAX_S);
+		w->lease_s = (unsigned)seconds;
+		return DG_OK;
+	}
 #undef KW_IS
 	return fail(c, "unknown directive '%.*s'",
 	            d.keyword_len > ERR_QUOTE_MAX ? ERR_QUOTE_MAX : (int)d.keyword_len, d.keyword);
@@ -478,6 +489,21 @@ const char *
 dg_workload_secret(const struct dg_workload *w, size_t i)
 {
 	return i < w->n_secrets ? w->secrets[i] : NULL;
+}
+
+bool
+dg_workload_has_secret(const struct dg_workload *w, const char *name)
+{
+	for (size_t i = 0; i < w->n_secrets; i++)
+		if (strcmp(w->secrets[i], name) == 0)
+			return true;
+	return false;
+}
+
+unsigned
+dg_workload_lease_s(const struct dg_workload *w)
+{
+	return w->lease_s != 0 ? w->lease_s : DG_LEASE_DEFAULT_S;
 }
 
 /* ---- per-agent state ---- */
@@ -790,6 +816,15 @@ observed_find(struct dg_containers *s, const char *id)
 {
 	size_t i = observed_lower_bound(s, id);
 	return i < s->n_items && strcmp(s->items[i].id, id) == 0 ? &s->items[i] : NULL;
+}
+
+const char *
+dg_containers_workload_of(const struct dg_containers *s, const char *id)
+{
+	size_t i = observed_lower_bound(s, id);
+	if (i == s->n_items || strcmp(s->items[i].id, id) != 0)
+		return NULL;
+	return dg_container_workload(s->items[i].record);
 }
 
 /* Takes over record on success. */

@@ -33,7 +33,10 @@ struct dg_verifier {
 	struct dg_store *store; /* the durable copy of agents */
 	struct dg_policyset *policies;
 	struct dg_audit *audit;
+	uint64_t started_ms; /* silence is judged from here for agents not yet seen */
 };
+
+static uint64_t now_ms(void);
 
 void
 dg_verifier_config_defaults(struct dg_verifier_config *cfg)
@@ -45,6 +48,7 @@ dg_verifier_config_defaults(struct dg_verifier_config *cfg)
 	snprintf(cfg->audit_path, sizeof cfg->audit_path, "%s", DG_VERIFIER_DEFAULT_AUDIT);
 	snprintf(cfg->state_path, sizeof cfg->state_path, "%s", DG_VERIFIER_DEFAULT_STATE);
 	cfg->nonce_ttl_ms = 30000;
+	cfg->heartbeat_timeout_ms = 60000;
 }
 
 int
@@ -56,6 +60,7 @@ dg_verifier_new(const struct dg_verifier_config *cfg, struct dg_verifier **out, 
 	if (v == NULL)
 		return rv;
 	v->cfg = *cfg;
+	v->started_ms = now_ms();
 	if (cfg->n_ek_exempt > 0 && cfg->ek_ca_path[0] == '\0') {
 		/* An exception to a rule that is not in force would read as protection. */
 		snprintf(err, err_cap, "--allow-no-ek-cert needs --ek-ca");
@@ -408,52 +413,209 @@ replay_new_entries(struct dg_verifier *v, const struct dg_agent_rec *a,
 	dg_log_reader_fini(&r);
 }
 
-/* Seal one secret to the round's bound key; skipped (and logged) if unavailable. */
-static void
-release_one(struct dg_verifier *v, const struct dg_agent_rec *a, const char *name,
-            const struct dg_msg *req, struct dg_msg *reply, const char **names)
+/*
+ * Whether scope may hold secret on this agent now: the node's own secrets
+ * ("" scope) are those of its baseline; a container's are those of the
+ * workload its announced record names, if that workload applies to the
+ * agent. *lease_s receives the policy's lease. why says no.
+ */
+static bool
+entitled(struct dg_verifier *v, const struct dg_agent_rec *a, const struct dg_policy *policy,
+         const struct dg_lease_ref *ref, unsigned *lease_s, char *why, size_t why_cap)
 {
-	uint8_t secret[DG_SECRET_MAX], aad[DG_RELEASE_AAD_MAX], sealed[DG_SECRET_MAX + DG_SEAL_OVERHEAD];
-	size_t secret_len = 0, aad_len, sealed_len;
-	for (size_t i = 0; i < reply->n_sealed; i++)
-		if (strcmp(reply->sealed[i].name, name) == 0)
-			return; /* named by two policies: sealed once */
-	if (reply->n_sealed == DG_WIRE_MAX_SECRETS)
-		return;
-	struct dg_named_blob *s = &reply->sealed[reply->n_sealed];
-	int rv = dg_secret_read(v->cfg.secrets_dir, name, secret, &secret_len);
-	if (rv == DG_OK)
-		rv = dg_release_aad(a->id, name, req->nonce.data, aad, sizeof aad, &aad_len);
-	if (rv == DG_OK)
-		rv = dg_seal(req->bind_key.data, aad, aad_len, secret, secret_len, sealed, sizeof sealed,
-		             &sealed_len);
-	OPENSSL_cleanse(secret, sizeof secret);
-	if (rv == DG_OK)
-		rv = dg_bytes_set(&s->blob, sealed, sealed_len);
-	if (rv != DG_OK) {
-		fprintf(stderr, "driftgate-verifier: secret '%s' for %s not released: %s\n", name,
-		        a->id, dg_strerror(rv));
-		return;
+	if (ref->scope[0] == '\0') {
+		if (policy == NULL || !dg_policy_allows_secret(policy, ref->secret)) {
+			snprintf(why, why_cap, "the node's baseline does not name secret %s", ref->secret);
+			return false;
+		}
+		*lease_s = dg_policy_lease_s(policy);
+		return true;
 	}
-	snprintf(s->name, sizeof s->name, "%s", name);
-	names[reply->n_sealed++] = name;
+	const char *name = dg_containers_workload_of(a->containers, ref->scope);
+	const struct dg_workload *w = name != NULL ? dg_policyset_workload(v->policies, name) : NULL;
+	if (name == NULL) {
+		snprintf(why, why_cap, "container %s was never announced in the log", ref->scope);
+		return false;
+	}
+	if (w == NULL || !dg_workload_applies(w, a->id) || !dg_workload_has_secret(w, ref->secret)) {
+		snprintf(why, why_cap, "workload %s of container %s does not name secret %s", name,
+		         ref->scope, ref->secret);
+		return false;
+	}
+	*lease_s = dg_workload_lease_s(w);
+	return true;
 }
 
-/* The secrets of the agent's baseline and of every workload it may run. */
 static void
-release_secrets(struct dg_verifier *v, const struct dg_agent_rec *a, const struct dg_policy *p,
-                const struct dg_msg *req, struct dg_msg *reply, const char **names)
+audit_lease(struct dg_verifier *v, const struct dg_agent_rec *a, const char *event,
+            const struct dg_lease_ref *ref, const char *reason, uint32_t lease_ms,
+            const uint8_t *quote_digest)
 {
-	size_t n_workloads;
-	const struct dg_workload *const *w = dg_policyset_workloads(v->policies, &n_workloads);
-	for (size_t i = 0; p != NULL && i < dg_policy_secret_count(p); i++)
-		release_one(v, a, dg_policy_secret(p, i), req, reply, names);
-	for (size_t i = 0; i < n_workloads; i++) {
-		if (!dg_workload_applies(w[i], a->id))
-			continue;
-		for (size_t j = 0; j < dg_workload_secret_count(w[i]); j++)
-			release_one(v, a, dg_workload_secret(w[i], j), req, reply, names);
+	const struct dg_audit_lease rec = {
+		.event = event, .agent_id = a->id, .scope = ref->scope, .secret = ref->secret,
+		.reason = reason, .lease_ms = lease_ms, .quote_digest = quote_digest,
+	};
+	(void)dg_audit_lease(v->audit, &rec);
+}
+
+/* Take back every lease of a: the agent failed, or went silent. */
+static void
+revoke_all(struct dg_verifier *v, struct dg_agent_rec *a, const char *event, const char *reason)
+{
+	while (a->leases != NULL && a->leases->n > 0) {
+		audit_lease(v, a, event, &a->leases->items[0].ref, reason, 0, NULL);
+		dg_leases_remove(a->leases, 0);
 	}
+}
+
+/* The lease the verdict grants: the shortest of the secrets it covers. */
+static void
+lease_take_min(struct dg_msg *reply, unsigned lease_s)
+{
+	uint32_t ms = lease_s * 1000u;
+	if (reply->lease_ms == 0 || ms < reply->lease_ms)
+		reply->lease_ms = ms;
+}
+
+/*
+ * A passing round: renew what the agent still holds and may hold; what it may
+ * no longer hold is revoked (absent from renewed, so the agent wipes it), and
+ * what it no longer reports is forgotten.
+ */
+static void
+renew_leases(struct dg_verifier *v, struct dg_agent_rec *a, const struct dg_policy *policy,
+             const struct dg_msg *req, struct dg_msg *reply, const uint8_t quote_digest[32])
+{
+	char why[DG_WIRE_MAX_MESSAGE_TEXT];
+	unsigned lease_s;
+	bool renewed;
+
+	for (size_t i = 0; a->leases != NULL && i < a->leases->n;) {
+		bool reported = false;
+		for (size_t j = 0; j < req->n_leases && !reported; j++)
+			reported = strcmp(req->leases[j].scope, a->leases->items[i].ref.scope) == 0 &&
+			           strcmp(req->leases[j].secret, a->leases->items[i].ref.secret) == 0;
+		if (reported)
+			i++;
+		else
+			dg_leases_remove(a->leases, i); /* the agent let it go */
+	}
+	for (size_t i = 0; i < req->n_leases; i++) {
+		const struct dg_lease_ref *ref = &req->leases[i];
+		if (!entitled(v, a, policy, ref, &lease_s, why, sizeof why)) {
+			struct dg_lease *held = dg_leases_find(a->leases, ref);
+			audit_lease(v, a, "lease-revoked", ref, why, 0, quote_digest);
+			if (held != NULL)
+				dg_leases_remove(a->leases, (size_t)(held - a->leases->items));
+			continue;
+		}
+		if (dg_leases_grant(&a->leases, ref, now_ms() + lease_s * 1000ull, quote_digest,
+		                    &renewed) != DG_OK)
+			continue; /* not renewed: the agent wipes it */
+		reply->renewed[reply->n_renewed++] = *ref;
+		lease_take_min(reply, lease_s);
+		audit_lease(v, a, "lease-renewed", ref, NULL, lease_s * 1000u, quote_digest);
+	}
+}
+
+/*
+ * Check the binding key the agent asks the secret to be sealed to: a
+ * DG_TPMKEY_BIND key, certified by this agent's AK in this round (the
+ * certification's extraData is the round's nonce). *key receives it.
+ */
+static int
+check_bind_key(const struct dg_agent_rec *a, const struct dg_msg *req, EVP_PKEY **key,
+               char *why, size_t why_cap)
+{
+	uint8_t name[DG_TPMKEY_MAX_NAME];
+	size_t name_len = 0;
+	int rv;
+
+	if (req->bind_key.len == 0) {
+		snprintf(why, why_cap, "no binding key was presented");
+		return DG_ERR_KEY;
+	}
+	if ((rv = dg_tpmkey_import(req->bind_key.data, req->bind_key.len, DG_TPMKEY_BIND, key, name,
+	                           &name_len)) != DG_OK) {
+		snprintf(why, why_cap, "binding key rejected: %s", dg_strerror(rv));
+		return rv;
+	}
+	rv = dg_quote_check_certify(a->ak, req->bind_attest.data, req->bind_attest.len,
+	                            req->bind_sig.data, req->bind_sig.len, req->nonce.data,
+	                            req->nonce.len, name, name_len);
+	if (rv != DG_OK) {
+		snprintf(why, why_cap, "binding key not certified by the agent's AK this round: %s",
+		         dg_strerror(rv));
+		EVP_PKEY_free(*key);
+		*key = NULL;
+	}
+	return rv;
+}
+
+/* The round's request: seal the secret to the certified binding key, or say why not. */
+static void
+release_requested(struct dg_verifier *v, struct dg_agent_rec *a, const struct dg_policy *policy,
+                  const struct dg_msg *req, struct dg_msg *reply,
+                  const uint8_t quote_digest[32])
+{
+	const struct dg_lease_ref *ref = &req->request[0];
+	uint8_t secret[DG_SECRET_MAX], aad[DG_RELEASE_AAD_MAX];
+	uint8_t sealed[DG_SECRET_MAX + DG_SEAL_OVERHEAD];
+	size_t secret_len = 0, aad_len = 0, sealed_len = 0;
+	char why[DG_WIRE_MAX_MESSAGE_TEXT];
+	EVP_PKEY *key = NULL;
+	struct dg_lease *held;
+	unsigned lease_s = 0;
+	bool renewed = false;
+	int rv;
+
+	if (!entitled(v, a, policy, ref, &lease_s, why, sizeof why) ||
+	    check_bind_key(a, req, &key, why, sizeof why) != DG_OK)
+		goto refuse;
+	const struct dg_release_ctx ctx = {
+		.agent_id = a->id, .scope = ref->scope, .secret = ref->secret,
+		.nonce = req->nonce.data, .lease_ms = lease_s * 1000u,
+	};
+	if ((rv = dg_secret_read(v->cfg.secrets_dir, ref->secret, secret, &secret_len)) != DG_OK ||
+	    (rv = dg_release_aad(&ctx, aad, sizeof aad, &aad_len)) != DG_OK ||
+	    (rv = dg_seal(key, aad, aad_len, secret, secret_len, sealed, sizeof sealed,
+	                  &sealed_len)) != DG_OK ||
+	    (rv = dg_bytes_set(&reply->sealed[0].blob, sealed, sealed_len)) != DG_OK ||
+	    (rv = dg_leases_grant(&a->leases, ref, now_ms() + lease_s * 1000ull, quote_digest,
+	                          &renewed)) != DG_OK) {
+		/* The operator's side (a missing or unsafe secret file): details to
+		 * stderr, where the paths are; the agent hears only that it failed. */
+		fprintf(stderr, "driftgate-verifier: secret '%s' for %s not released: %s\n",
+		        ref->secret, a->id, dg_strerror(rv));
+		snprintf(why, sizeof why, "the verifier cannot release secret %s: %s", ref->secret,
+		         dg_strerror(rv));
+		(void)dg_bytes_set(&reply->sealed[0].blob, NULL, 0);
+		goto refuse;
+	}
+	const struct dg_audit_lease rec = {
+		.event = "secret-released", .agent_id = a->id, .scope = ref->scope,
+		.secret = ref->secret, .lease_ms = lease_s * 1000u, .quote_digest = quote_digest,
+	};
+	if (dg_audit_lease(v->audit, &rec) != DG_OK) {
+		/* An unrecorded release must not happen. */
+		(void)dg_bytes_set(&reply->sealed[0].blob, NULL, 0);
+		if ((held = dg_leases_find(a->leases, ref)) != NULL && !renewed)
+			dg_leases_remove(a->leases, (size_t)(held - a->leases->items));
+		snprintf(reply->refused, sizeof reply->refused, "%s",
+		         "the verifier cannot record the release");
+		goto out;
+	}
+	snprintf(reply->sealed[0].name, sizeof reply->sealed[0].name, "%s", ref->secret);
+	reply->n_sealed = 1;
+	lease_take_min(reply, lease_s);
+	goto out;
+refuse:
+	snprintf(reply->refused, sizeof reply->refused, "%s", why);
+	audit_lease(v, a, "release-refused", ref, why, 0, quote_digest);
+out:
+	OPENSSL_cleanse(secret, sizeof secret);
+	OPENSSL_cleanse(sealed, sizeof sealed);
+	EVP_PKEY_free(key);
 }
 
 static bool
@@ -508,8 +670,7 @@ handle_attest(struct dg_verifier *v, const struct dg_msg *req, struct dg_msg *re
 	struct dg_replay work;
 	struct dg_containers *containers = NULL;
 	struct dg_quote_clock clock;
-	uint8_t qualifying[DG_QUOTE_QUALIFYING_LEN], quote_digest[32];
-	const char *released[DG_WIRE_MAX_SECRETS];
+	uint8_t quote_digest[32];
 	bool trusted_quote = false, committed = false, reboot = false;
 	uint64_t expected_from, new_entries = 0;
 	struct dg_quote_expect expect;
@@ -542,13 +703,11 @@ handle_attest(struct dg_verifier *v, const struct dg_msg *req, struct dg_msg *re
 		REASON(&errors, "nonce", "nonce unknown, expired or already used");
 		goto verdict;
 	}
-	if (req->bind_key.len != DG_QUOTE_BIND_KEY_LEN ||
-	    (rv = dg_quote_qualifying(req->nonce.data, req->bind_key.data, qualifying)) != DG_OK) {
-		REASON(&errors, "quote-malformed", "bind key must be %d bytes", DG_QUOTE_BIND_KEY_LEN);
-		goto verdict;
-	}
+	/* The quote's extraData is the nonce itself: a secret's binding key is
+	 * tied to the round by its own certification (check_bind_key). */
 	rv = dg_quote_check_signed(a->ak, req->attest.data, req->attest.len, req->signature.data,
-	                           req->signature.len, qualifying, sizeof qualifying, a->pcr, &clock);
+	                           req->signature.len, req->nonce.data, req->nonce.len, a->pcr,
+	                           &clock);
 	if (rv != DG_OK) {
 		REASON(&errors, quote_reason(rv), "%s", dg_strerror(rv));
 		goto verdict;
@@ -594,8 +753,8 @@ handle_attest(struct dg_verifier *v, const struct dg_msg *req, struct dg_msg *re
 		goto verdict;
 
 	expect = (struct dg_quote_expect){
-		.qualifying = qualifying,
-		.qualifying_len = sizeof qualifying,
+		.qualifying = req->nonce.data,
+		.qualifying_len = req->nonce.len,
 		.pcr = a->pcr,
 		.pcr_value = work.sha256[a->pcr],
 		.last = a->have_clock ? &a->clock : NULL,
@@ -644,9 +803,6 @@ verdict:
 			              v->cfg.policies_dir, a->id);
 	}
 	reply->pass = committed && reply->n_reasons == 0;
-	if (reply->pass && req->want_secrets)
-		release_secrets(v, a, policy, req, reply, released);
-
 	struct dg_audit_verdict record = {
 		.agent_id = a->id,
 		.baseline = policy ? dg_policy_name(policy) : NULL,
@@ -657,14 +813,34 @@ verdict:
 		.new_entries = new_entries,
 		.clock = trusted_quote ? &clock : NULL,
 		.quote_digest = trusted_quote ? quote_digest : NULL,
-		.n_secrets = reply->n_sealed,
-		.secrets = released,
 	};
 	if (dg_audit_verdict(v->audit, &record) != DG_OK) {
 		/* An unrecorded verdict must not release anything. */
 		fprintf(stderr, "driftgate-verifier: audit write failed: withholding the verdict\n");
 		reply_error(reply, DG_ERR_IO, "%s", "verifier cannot record the verdict");
+		return;
 	}
+	if (trusted_quote)
+		a->last_seen_ms = now_ms();
+	if (reply->pass) {
+		a->heartbeat_missed = false;
+		renew_leases(v, a, policy, req, reply, quote_digest);
+		if (req->n_request > 0)
+			release_requested(v, a, policy, req, reply, quote_digest);
+	} else {
+		/* Only a round the agent's TPM signed speaks for the agent: a
+		 * forged or replayed message must not cost it its leases. */
+		if (trusted_quote)
+			revoke_all(v, a, "lease-revoked",
+			           reply->n_reasons > 0 ? reply->reasons[0].code : "attestation failed");
+		if (req->n_request > 0) {
+			snprintf(reply->refused, sizeof reply->refused, "%s",
+			         "the attestation failed: no secret is released");
+			audit_lease(v, a, "release-refused", &req->request[0], "attestation failed",
+			            0, trusted_quote ? quote_digest : NULL);
+		}
+	}
+
 }
 
 void
@@ -679,4 +855,40 @@ dg_verifier_handle(struct dg_verifier *v, const struct dg_msg *req, struct dg_ms
 	default:
 		reply_error(reply, DG_ERR_INVAL, "unexpected message %s", dg_msg_type_name(req->type));
 	}
+}
+
+/* Leases past their end, and agents silent past the heartbeat timeout. */
+static void
+tick_agent(struct dg_agent_rec *a, void *arg)
+{
+	struct dg_verifier *v = arg;
+	uint64_t now = now_ms();
+
+	for (size_t i = 0; a->leases != NULL && i < a->leases->n;) {
+		if (a->leases->items[i].expiry_ms > now) {
+			i++;
+			continue;
+		}
+		audit_lease(v, a, "lease-expired", &a->leases->items[i].ref,
+		            "not renewed by a passing attestation in time", 0, NULL);
+		dg_leases_remove(a->leases, i);
+	}
+	uint64_t last = a->last_seen_ms > v->started_ms ? a->last_seen_ms : v->started_ms;
+	if (!a->activated || a->heartbeat_missed || v->cfg.heartbeat_timeout_ms == 0 ||
+	    now - last <= v->cfg.heartbeat_timeout_ms)
+		return;
+	/* Fail closed: only a fresh passing round brings it back. */
+	a->heartbeat_missed = true;
+	char detail[128];
+	snprintf(detail, sizeof detail, "no attestation for %llu ms (timeout %u ms)",
+	         (unsigned long long)(now - last), v->cfg.heartbeat_timeout_ms);
+	fprintf(stderr, "driftgate-verifier: ALERT %s: heartbeat missed: %s\n", a->id, detail);
+	dg_audit_event(v->audit, "heartbeat-missed", a->id, detail);
+	revoke_all(v, a, "lease-revoked", "heartbeat-missed");
+}
+
+void
+dg_verifier_tick(struct dg_verifier *v)
+{
+	dg_registry_foreach(v->agents, tick_agent, v);
 }

@@ -31,6 +31,9 @@ struct dg_verifier_config {
 	 * for the process's life only. */
 	char state_path[PATH_MAX];
 	unsigned nonce_ttl_ms;
+	/* An agent without a trusted quote for this long is alerted on and its
+	 * leases revoked (--heartbeat-timeout); 0: never. */
+	unsigned heartbeat_timeout_ms;
 	/* PEM bundle of the TPM manufacturers' CAs (--ek-ca); empty: no EK
 	 * certificate is required and an EK is trusted on first use. */
 	char ek_ca_path[PATH_MAX];
@@ -49,5 +52,9 @@ void dg_verifier_free(struct dg_verifier *v);
 
 /* Handle one request; reply is always filled (a result or DG_MSG_ERROR). */
 void dg_verifier_handle(struct dg_verifier *v, const struct dg_msg *req, struct dg_msg *reply);
+
+/* Housekeeping, called about once a second: expire leases that were not
+ * renewed, alert on agents that stopped attesting. */
+void dg_verifier_tick(struct dg_verifier *v);
 
 #endif

@@ -134,9 +134,28 @@ dg_audit_verdict(struct dg_audit *a, const struct dg_audit_verdict *v)
 			snprintf(hex + 2 * i, 3, "%02x", v->quote_digest[i]);
 		json_object_object_add(o, "quote_sha256", json_object_new_string(hex));
 	}
-	json_object *names = json_object_new_array();
-	for (size_t i = 0; i < v->n_secrets; i++)
-		json_object_array_add(names, json_object_new_string(v->secrets[i]));
-	json_object_object_add(o, "secrets_released", names);
+	return record_write(a, o);
+}
+
+int
+dg_audit_lease(struct dg_audit *a, const struct dg_audit_lease *l)
+{
+	char hex[65];
+	json_object *o = record_new(l->event, l->agent_id);
+	if (o == NULL)
+		return DG_ERR_NOMEM;
+	/* The node's own secrets have scope "": named so in the record. */
+	json_object_object_add(o, "workload",
+	                       json_object_new_string(l->scope[0] != '\0' ? l->scope : "(node)"));
+	json_object_object_add(o, "secret", json_object_new_string(l->secret));
+	if (l->reason != NULL)
+		json_object_object_add(o, "reason", json_object_new_string(l->reason));
+	if (l->lease_ms != 0)
+		json_object_object_add(o, "lease_ms", json_object_new_uint64(l->lease_ms));
+	if (l->quote_digest != NULL) {
+		for (int i = 0; i < 32; i++)
+			snprintf(hex + 2 * i, 3, "%02x", l->quote_digest[i]);
+		json_object_object_add(o, "quote_sha256", json_object_new_string(hex));
+	}
 	return record_write(a, o);
 }

@@ -24,8 +24,18 @@ struct dg_audit_verdict {
 	uint64_t entries, new_entries;
 	const struct dg_quote_clock *clock; /* NULL if the quote was not trusted */
 	const uint8_t *quote_digest;        /* SHA-256 of the attest bytes, or NULL */
-	size_t n_secrets;
-	const char *const *secrets;         /* names released */
+};
+
+/* One release, renewal, refusal, revocation or expiry of a leased secret. */
+struct dg_audit_lease {
+	const char *event; /* "secret-released", "lease-renewed", "release-refused",
+	                    * "lease-revoked", "lease-expired" */
+	const char *agent_id;
+	const char *scope;  /* container id, "" for the node's own secrets */
+	const char *secret; /* the name, never the value */
+	const char *reason; /* why (refusals, revocations), or NULL */
+	uint32_t lease_ms;  /* granted lease, 0 if none */
+	const uint8_t *quote_digest; /* SHA-256 of the quote it rests on, or NULL */
 };
 
 /* path "-" writes to stdout. */
@@ -34,6 +44,7 @@ void dg_audit_close(struct dg_audit *a);
 int dg_audit_verdict(struct dg_audit *a, const struct dg_audit_verdict *v);
 /* event: "enroll-challenge", "enrolled", "enroll-refused", "attest-refused" (a round
  * begun before a restart), "verdict-withheld" (state not stored); detail may be NULL. */
+int dg_audit_lease(struct dg_audit *a, const struct dg_audit_lease *l);
 int dg_audit_event(struct dg_audit *a, const char *event, const char *agent_id,
                    const char *detail);
 

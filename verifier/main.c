@@ -60,6 +60,8 @@ usage(FILE *f)
 	    "                        state, kept across restarts; ':memory:' keeps nothing\n"
 	    "                        (default: " DG_VERIFIER_DEFAULT_STATE ")\n"
 	    "      --nonce-ttl MS    how long a nonce stays valid (default: 30000)\n"
+	    "      --heartbeat-timeout S  alert on an agent that has not attested for S\n"
+	    "                        seconds and revoke its leases; 0: never (default: 60)\n"
 	    "      --ek-ca FILE      PEM bundle of TPM manufacturer CAs (roots and\n"
 	    "                        intermediates): enrollment then requires an EK\n"
 	    "                        certificate that chains to it and certifies the EK\n"
@@ -130,6 +132,13 @@ set_option(const char *key, const char *value, void *arg)
 			c->nonce_ttl_ms = (unsigned)v;
 		return rv;
 	}
+	if (strcmp(key, "heartbeat-timeout") == 0) {
+		unsigned long v;
+		int rv = dg_conf_uint(value, 0, 86400, &v);
+		if (rv == DG_OK)
+			c->heartbeat_timeout_ms = (unsigned)v * 1000u;
+		return rv;
+	}
 	if (strcmp(key, "ek-ca") == 0)
 		return dg_conf_str(c->ek_ca_path, sizeof c->ek_ca_path, value);
 	if (strcmp(key, "allow-no-ek-cert") == 0) {
@@ -189,6 +198,7 @@ static const struct option long_options[] = {
 	{"container", required_argument, NULL, 'k'}, {"output", required_argument, NULL, 'o'},
 	{"ek-ca", required_argument, NULL, 2},     {"allow-no-ek-cert", required_argument, NULL, 3},
 	{"state", required_argument, NULL, 4},     {"tls-cert", required_argument, NULL, 5},
+	{"heartbeat-timeout", required_argument, NULL, 20},
 	{NULL, 0, NULL, 0},
 };
 

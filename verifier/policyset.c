@@ -190,3 +190,14 @@ dg_policyset_workloads(const struct dg_policyset *s, size_t *n)
 	*n = s->n_workloads;
 	return (const struct dg_workload *const *)s->workloads;
 }
+
+const struct dg_workload *
+dg_policyset_workload(const struct dg_policyset *s, const char *name)
+{
+	size_t n;
+	const struct dg_workload *const *w = dg_policyset_workloads(s, &n);
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(dg_workload_name(w[i]), name) == 0)
+			return w[i];
+	return NULL;
+}

@@ -24,5 +24,7 @@ size_t dg_policyset_count(const struct dg_policyset *s);
 const struct dg_policy *dg_policyset_for_agent(const struct dg_policyset *s, const char *id);
 /* All workloads, for appraisal of container events. */
 const struct dg_workload *const *dg_policyset_workloads(const struct dg_policyset *s, size_t *n);
+/* The workload named name, or NULL. */
+const struct dg_workload *dg_policyset_workload(const struct dg_policyset *s, const char *name);
 
 #endif

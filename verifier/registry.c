@@ -49,6 +49,7 @@ dg_registry_free(struct dg_registry *r)
 		EVP_PKEY_free(a->ak);
 		dg_replay_fini(&a->replay);
 		dg_containers_free(a->containers);
+		dg_leases_free(a->leases);
 		OPENSSL_cleanse(a, sizeof *a);
 		free(a);
 	}
@@ -120,4 +121,13 @@ size_t
 dg_registry_count(const struct dg_registry *r)
 {
 	return r->count;
+}
+
+void
+dg_registry_foreach(struct dg_registry *r, void (*fn)(struct dg_agent_rec *a, void *arg),
+                    void *arg)
+{
+	for (size_t i = 0; i < r->cap; i++)
+		if (r->slots[i] != NULL)
+			fn(r->slots[i], arg);
 }

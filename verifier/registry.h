@@ -19,6 +19,7 @@
 #include "driftgate/verdict.h"
 #include "driftgate/wire.h"
 #include "driftgate/workload.h"
+#include "lease.h"
 
 #define DG_REGISTRY_MAX_AGENTS 100000
 
@@ -42,6 +43,11 @@ struct dg_agent_rec {
 	struct dg_containers *containers; /* announced by the accepted log */
 	size_t n_drift;                /* sticky until the agent's next boot */
 	struct dg_reason drift[DG_VERDICT_MAX_REASONS];
+	/* Not stored: a restarted verifier learns leases again from renewals,
+	 * and silence is judged from its own start. */
+	struct dg_leases *leases;      /* secrets out on lease; NULL: none yet */
+	uint64_t last_seen_ms;         /* monotonic: the last trusted quote */
+	bool heartbeat_missed;         /* until the next passing round */
 };
 
 struct dg_registry;
@@ -53,5 +59,8 @@ struct dg_agent_rec *dg_registry_find(struct dg_registry *r, const char *id);
 /* A new zeroed record for id; DG_ERR_EXISTS if present, DG_ERR_TOOBIG if full. */
 int dg_registry_add(struct dg_registry *r, const char *id, struct dg_agent_rec **out);
 size_t dg_registry_count(const struct dg_registry *r);
+/* Call fn on every record, in no particular order; fn must not add or remove. */
+void dg_registry_foreach(struct dg_registry *r, void (*fn)(struct dg_agent_rec *a, void *arg),
+                         void *arg);
 
 #endif

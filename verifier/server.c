@@ -1,6 +1,8 @@
 #include "server.h"
 
+#include <stdint.h>
 #include <stdio.h>
+#include <time.h>
 
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/rep.h>
@@ -8,12 +10,21 @@
 #include "driftgate/err.h"
 #include "driftgate/transport.h"
 
+static uint64_t
+monotonic_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
 int
 dg_server_run(struct dg_verifier *v, const char *url, const char *tls_cert_key,
               volatile sig_atomic_t *stop)
 {
 	nng_socket s;
 	struct dg_msg req, reply;
+	uint64_t next_tick_ms = 0;
 	int rv;
 
 	if ((rv = nng_rep0_open(&s)) != 0)
@@ -30,6 +41,11 @@ dg_server_run(struct dg_verifier *v, const char *url, const char *tls_cert_key,
 	}
 	fprintf(stderr, "driftgate-verifier: listening on %s\n", url);
 	while (!*stop) {
+		/* The receive timeout wakes the loop at least twice a second. */
+		if (monotonic_ms() >= next_tick_ms) {
+			dg_verifier_tick(v);
+			next_tick_ms = monotonic_ms() + 1000;
+		}
 		rv = dg_transport_recv(s, &req);
 		if (rv == DG_ERR_TIMEOUT)
 			continue;

@@ -28,6 +28,7 @@ enum dg_err {
 	DG_ERR_PERM,        /* unsafe file permissions or ownership */
 	DG_ERR_DENIED,      /* request refused (e.g. secret withheld) */
 	DG_ERR_TIMEOUT,     /* no answer in time */
+	DG_ERR_KEY,         /* a key is not the one certified or expected */
 	DG_ERR__COUNT
 };
 

@@ -9,6 +9,8 @@
  *   allow sha256:<64 hex> <path>    path runs to end of line; \\ and \xHH escapes
  *   exclude <regex>                 POSIX ERE, anchored at both ends
  *   secret <name>                   a secret this baseline's agents may receive
+ *   lease <seconds>                 how long a released secret lives without a
+ *                                   renewing attestation (1..86400; default 60)
  *
  * Pure logic: parsing and appraisal only; reading files is the caller's job.
  */
@@ -24,6 +26,8 @@
 
 #define DG_POLICY_MAX_TEXT (256u * 1024 * 1024)
 #define DG_POLICY_MAX_NAME 64
+#define DG_LEASE_DEFAULT_S 60
+#define DG_LEASE_MAX_S 86400
 
 struct dg_policy;
 
@@ -40,6 +44,8 @@ bool dg_policy_applies(const struct dg_policy *p, const char *agent_id);
 size_t dg_policy_secret_count(const struct dg_policy *p);
 const char *dg_policy_secret(const struct dg_policy *p, size_t i);
 bool dg_policy_allows_secret(const struct dg_policy *p, const char *name);
+/* The lease of this baseline's secrets, in seconds. */
+unsigned dg_policy_lease_s(const struct dg_policy *p);
 size_t dg_policy_allow_count(const struct dg_policy *p);
 
 /*

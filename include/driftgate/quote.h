@@ -16,8 +16,6 @@
 #define DG_QUOTE_MAX_ATTEST 1024   /* bound on marshaled TPMS_ATTEST */
 #define DG_QUOTE_MAX_SIG 1024      /* bound on marshaled TPMT_SIGNATURE */
 #define DG_QUOTE_NONCE_LEN 32
-#define DG_QUOTE_BIND_KEY_LEN 32   /* X25519 public key */
-#define DG_QUOTE_QUALIFYING_LEN 32
 
 struct dg_quote_clock {
 	uint64_t clock;
@@ -33,14 +31,6 @@ struct dg_quote_expect {
 	const uint8_t *pcr_value;  /* 32 bytes: value from the verifier's replay */
 	const struct dg_quote_clock *last; /* previous round, or NULL */
 };
-
-/*
- * Qualifying data binding a fresh agent key into the quote:
- * SHA-256("driftgate quote v1" || nonce || bind_key).
- */
-int dg_quote_qualifying(const uint8_t nonce[DG_QUOTE_NONCE_LEN],
-                        const uint8_t bind_key[DG_QUOTE_BIND_KEY_LEN],
-                        uint8_t out[DG_QUOTE_QUALIFYING_LEN]);
 
 /*
  * Verify a quote. attest is a marshaled TPMS_ATTEST (the contents of
@@ -66,6 +56,17 @@ int dg_quote_check_signed(EVP_PKEY *ak, const uint8_t *attest, size_t attest_len
                           const uint8_t *sig, size_t sig_len,
                           const uint8_t *qualifying, size_t qualifying_len,
                           uint32_t pcr, struct dg_quote_clock *clock_out);
+
+/*
+ * Verify a TPM2_Certify of a key by the AK: a TPMS_ATTEST of type
+ * TPM_ST_ATTEST_CERTIFY, signed by ak, whose extraData is qualifying and whose
+ * certified name is name (the key's TPM name, from dg_tpmkey_import). Checks
+ * and errors as for quotes, in the same order; a different name is
+ * DG_ERR_KEY. Proves the key is loaded in the TPM that holds the AK.
+ */
+int dg_quote_check_certify(EVP_PKEY *ak, const uint8_t *attest, size_t attest_len,
+                           const uint8_t *sig, size_t sig_len, const uint8_t *qualifying,
+                           size_t qualifying_len, const uint8_t *name, size_t name_len);
 
 /*
  * DG_ERR_CLOCK if now goes backwards from last (a rolled-back or replayed TPM

@@ -40,6 +40,10 @@ int dg_text_hex_decode(const char *hex, size_t hex_len, uint8_t *out, bool lower
  * the locale). Callers add their own further rules (a reserved spelling, no leading dot). */
 bool dg_text_name_valid(const char *s, size_t len, size_t max);
 
+/* A decimal number from min to max: digits only, no sign, no leading zero.
+ * DG_ERR_FORMAT otherwise (*out untouched). */
+int dg_text_uint(const char *s, size_t len, uint64_t min, uint64_t max, uint64_t *out);
+
 /* One line of a directive file ("keyword argument..."), pointing into the line. */
 struct dg_text_directive {
 	const char *keyword; /* the first run of non-blanks */

@@ -16,11 +16,14 @@ enum dg_tpmkey_role {
 	DG_TPMKEY_EK, /* storage key: restricted, decrypt, fixedTPM, fixedParent */
 	DG_TPMKEY_AK, /* restricted, sign, fixedTPM, fixedParent, sensitiveDataOrigin,
 	               * userWithAuth, not decrypt */
+	DG_TPMKEY_BIND, /* the agent's secret-binding key: ECC P-256, ECDH-SHA256,
+	                 * decrypt, fixedTPM, fixedParent, sensitiveDataOrigin,
+	                 * userWithAuth, not restricted, not sign */
 };
 
 /*
  * Check that pub (TPM2B_PUBLIC bytes, nothing trailing) is an RSA-2048 or
- * ECC P-256 key with exactly the attributes the role requires
+ * ECC P-256 key (BIND: ECC only) with exactly the attributes the role requires
  * (DG_ERR_ATTRIBUTES otherwise), and optionally convert it.
  * out_key (may be NULL) receives a new EVP_PKEY the caller frees.
  * name/name_len (may be NULL) receive the TPM name: nameAlg || H(TPMT_PUBLIC).

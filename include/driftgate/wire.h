@@ -3,7 +3,9 @@
  * text keys, encoded and strictly decoded with libcbor. The decoder bounds
  * every length before it copies, rejects unknown, duplicate and missing
  * fields, indefinite lengths, and nesting deeper than the schema.
- * TPM structures travel as Tss2_MU-marshaled byte strings.
+ * TPM structures travel as Tss2_MU-marshaled byte strings. An optional field
+ * is either absent or non-empty (non-zero), so each message has one encoding.
+ * A scope names who a secret is for: a container id, or "" for the node.
  *
  *   type              fields (all required unless marked optional)
  *   ENROLL_REQ        agent_id, ek_pub, ak_pub, pcr, ek_cert (optional: the DER EK
@@ -14,10 +16,18 @@
  *   ENROLL_DONE       (none)
  *   NONCE_REQ         agent_id
  *   NONCE             nonce, log_from, pcr
- *   ATTEST            agent_id, nonce, attest, signature, bind_key, log_from,
- *                     log, want_secrets, manifests (optional: [container id,
- *                     rootfs manifest] for the containers the new entries create)
- *   VERDICT           pass, reasons, sealed (optional, only when pass)
+ *   ATTEST            agent_id, nonce, attest, signature, log_from, log; optional:
+ *                     manifests ([container id, rootfs manifest] for the
+ *                     containers the new entries create), request (the one
+ *                     secret this round asks for: [scope, secret name]),
+ *                     bind_key, bind_attest, bind_sig (with a request: the TPM
+ *                     key to seal to, and TPM2_Certify of it by the AK),
+ *                     leases ([scope, name] of every secret the agent holds,
+ *                     to renew)
+ *   VERDICT           pass, reasons; optional: sealed (only when pass; the
+ *                     requested secret), lease_ms (with sealed or renewed),
+ *                     renewed (the held leases that stand), refused (why the
+ *                     request got nothing although the node passed)
  *   ERROR             code, message
  */
 #ifndef DRIFTGATE_WIRE_H
@@ -42,6 +52,7 @@
 #define DG_WIRE_MAX_MANIFEST (8u * 1024 * 1024) /* one rootfs manifest */
 #define DG_WIRE_MAX_MANIFESTS 16
 #define DG_WIRE_MAX_MESSAGE_TEXT 256
+#define DG_WIRE_MAX_LEASES 64                /* secrets one agent holds at once */
 
 enum dg_msg_type {
 	DG_MSG_ENROLL_REQ = 1,
@@ -66,6 +77,12 @@ struct dg_named_blob {
 	struct dg_bytes blob;
 };
 
+/* Who a secret is for, and which: scope is a container id, "" for the node. */
+struct dg_lease_ref {
+	char scope[DG_WIRE_MAX_BLOB_NAME + 1];
+	char secret[DG_WIRE_MAX_SECRET_NAME + 1];
+};
+
 /* One flat struct for every message type; fields not used by a type are zero. */
 struct dg_msg {
 	enum dg_msg_type type;
@@ -74,11 +91,15 @@ struct dg_msg {
 	struct dg_bytes ek_cert;                     /* ENROLL_REQ, optional */
 	struct dg_bytes id_object, enc_secret, credential;
 	struct dg_bytes nonce;
-	struct dg_bytes attest, signature, bind_key;
+	struct dg_bytes attest, signature;
+	struct dg_bytes bind_key, bind_attest, bind_sig; /* ATTEST with a request */
 	struct dg_bytes log;
 	uint64_t log_from;
 	uint32_t pcr;
-	bool want_secrets;
+	size_t n_request;                            /* ATTEST: 0 or 1 */
+	struct dg_lease_ref request[1];
+	size_t n_leases;                             /* ATTEST: held, to renew */
+	struct dg_lease_ref leases[DG_WIRE_MAX_LEASES];
 	bool pass;
 	size_t n_reasons;
 	struct dg_reason reasons[DG_VERDICT_MAX_REASONS];
@@ -86,6 +107,10 @@ struct dg_msg {
 	struct dg_named_blob sealed[DG_WIRE_MAX_SECRETS];
 	size_t n_manifests;
 	struct dg_named_blob manifests[DG_WIRE_MAX_MANIFESTS];
+	uint32_t lease_ms;                           /* VERDICT: lease of sealed and renewed */
+	size_t n_renewed;                            /* VERDICT */
+	struct dg_lease_ref renewed[DG_WIRE_MAX_LEASES];
+	char refused[DG_WIRE_MAX_MESSAGE_TEXT + 1];  /* VERDICT */
 	uint32_t code;                               /* ERROR: a dg_err */
 	char message[DG_WIRE_MAX_MESSAGE_TEXT + 1];  /* ERROR */
 };

@@ -16,7 +16,9 @@
  *   name <workload>            matches the record's "workload" field
  *   agent <fnmatch pattern>    agents that may run it; one or more
  *   container <name>           one line per container allowed in the workload
- *   secret <name>              secrets for the workload (issue 4)
+ *   secret <name>              a secret the workload's containers may ask for
+ *   lease <seconds>            lifetime of a released secret without a renewing
+ *                              attestation (1..86400; default 60, policy.h)
  * and for each container the files <name>.d/<container>.record and
  * <name>.d/<container>.manifest beside it (made by the baseline generator from
  * the approved bundle). Pure logic: the caller reads the files.
@@ -69,6 +71,8 @@ size_t dg_workload_container_count(const struct dg_workload *w);
 const char *dg_workload_container_name(const struct dg_workload *w, size_t i);
 size_t dg_workload_secret_count(const struct dg_workload *w);
 const char *dg_workload_secret(const struct dg_workload *w, size_t i);
+bool dg_workload_has_secret(const struct dg_workload *w, const char *name);
+unsigned dg_workload_lease_s(const struct dg_workload *w);
 
 /*
  * Per-agent appraisal state: the containers its log has announced (id ->
@@ -81,6 +85,10 @@ struct dg_containers;
 int dg_containers_new(struct dg_containers **out);
 int dg_containers_clone(const struct dg_containers *src, struct dg_containers **out);
 void dg_containers_free(struct dg_containers *s);
+
+/* The workload a container announced in the log claims to belong to (its
+ * record's "workload"), or NULL if the log never announced id. */
+const char *dg_containers_workload_of(const struct dg_containers *s, const char *id);
 
 /* Containers one agent may have announced; dg_containers_appraise refuses more. */
 #define DG_CONTAINERS_MAX 4096

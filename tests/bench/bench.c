@@ -579,17 +579,16 @@ raw_verify(EVP_PKEY *ak, const uint8_t *sig, size_t sig_len, const uint8_t *msg,
 static void
 bench_quote(struct tpm_env *te)
 {
-	uint8_t digest[32], pcr[32], nonce[DG_QUOTE_NONCE_LEN], bind[DG_QUOTE_BIND_KEY_LEN];
-	uint8_t qual[DG_QUOTE_QUALIFYING_LEN], attest[DG_QUOTE_MAX_ATTEST], sig[DG_QUOTE_MAX_SIG];
+	uint8_t digest[32], pcr[32], qual[DG_QUOTE_NONCE_LEN];
+	uint8_t attest[DG_QUOTE_MAX_ATTEST], sig[DG_QUOTE_MAX_SIG];
 	size_t attest_len, sig_len;
 	EVP_PKEY *ak = NULL;
 
 	rng_fill(digest, sizeof digest);
 	CHECK_OK(dg_tpm_extend(te->tpm, QUOTE_PCR, digest));
 	CHECK_OK(dg_tpm_pcr_read(te->tpm, QUOTE_PCR, pcr));
-	if (RAND_bytes(nonce, sizeof nonce) != 1 || RAND_bytes(bind, sizeof bind) != 1)
+	if (RAND_bytes(qual, sizeof qual) != 1) /* the quote's extraData is the nonce */
 		die("RAND_bytes");
-	CHECK_OK(dg_quote_qualifying(nonce, bind, qual));
 	CHECK_OK(dg_tpm_quote(te->tpm, QUOTE_PCR, qual, sizeof qual, attest, sizeof attest,
 	                      &attest_len, sig, sizeof sig, &sig_len));
 	CHECK_OK(dg_tpmkey_import(te->ak_pub, te->ak_pub_len, DG_TPMKEY_AK, &ak, NULL, NULL));

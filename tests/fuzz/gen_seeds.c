@@ -55,11 +55,20 @@ wire_seeds(const char *dir)
 		set(&m.nonce, 32, 0x06);
 		set(&m.attest, 145, 0x07);
 		set(&m.signature, 262, 0x08);
-		set(&m.bind_key, 32, 0x09);
+		if (t == DG_MSG_ATTEST) {
+			set(&m.bind_key, 90, 0x09);
+			set(&m.bind_attest, 120, 0x0c);
+			set(&m.bind_sig, 262, 0x0d);
+			strcpy(m.request[0].scope, "web-1");
+			strcpy(m.request[0].secret, "db-password");
+			m.n_request = 1;
+			m.leases[0] = m.request[0];
+			m.leases[1].secret[0] = 'k'; /* a node secret: scope "" */
+			m.n_leases = 2;
+		}
 		set(&m.log, 120, 0x0a);
 		m.log_from = 3;
 		m.pcr = 13;
-		m.want_secrets = true;
 		m.pass = t == DG_MSG_VERDICT;
 		m.n_reasons = 1;
 		strcpy(m.reasons[0].code, "unknown-file");
@@ -67,6 +76,13 @@ wire_seeds(const char *dir)
 		m.n_sealed = 1;
 		strcpy(m.sealed[0].name, "db-password");
 		set(&m.sealed[0].blob, 80, 0x0b);
+		if (t == DG_MSG_VERDICT) {
+			m.lease_ms = 60000;
+			strcpy(m.renewed[0].scope, "web-1");
+			strcpy(m.renewed[0].secret, "api-token");
+			m.n_renewed = 1;
+			strcpy(m.refused, "workload web does not name secret x");
+		}
 		m.code = DG_ERR_POLICY;
 		strcpy(m.message, "baseline refused");
 		if (dg_wire_encode(&m, &out, &len) != DG_OK)

@@ -40,6 +40,7 @@
 #include "driftgate/quote.h"
 #include "driftgate/release.h"
 #include "driftgate/seal.h"
+#include "driftgate/tpmkey.h"
 #include "driftgate/transport.h"
 #include "driftgate/wire.h"
 #include "testutil.h"
@@ -48,6 +49,7 @@
 #define PCR 13
 #define EK DG_TPM_EK_HANDLE_DEFAULT
 #define AK DG_TPM_AK_HANDLE_DEFAULT
+#define BIND DG_TPM_BIND_HANDLE_DEFAULT
 #define SECRET_NAME "s1"
 #define MAX_ENTRIES 32
 #define LOG_CAP (MAX_ENTRIES * 256)
@@ -88,7 +90,6 @@ struct agent {
 struct round {
 	uint8_t nonce[DG_QUOTE_NONCE_LEN];
 	uint64_t log_from;
-	uint8_t priv[DG_SEAL_KEY_LEN], pub[DG_SEAL_KEY_LEN];
 };
 
 /* ------------------------------------------------------------------------ */
@@ -519,29 +520,48 @@ get_nonce(const struct agent *a, struct round *rd)
 	dg_msg_clear(&reply);
 }
 
-/* Build an ATTEST for round rd: a fresh bind key, a quote of quote_pcr by
- * signer over dg_quote_qualifying(quote_nonce, bind pub), and the given log. */
+/* The binding key of t (made on first use), its public area and point. */
+static void
+bind_key_of(struct dg_tpm *t, uint8_t pub[DG_WIRE_MAX_KEY], size_t *pub_len,
+            uint8_t point[DG_SEAL_POINT_LEN])
+{
+	EVP_PKEY *key = NULL;
+	ck_assert_int_eq(dg_tpm_bind_key(t, BIND, pub, pub_len), DG_OK);
+	ck_assert_int_eq(dg_tpmkey_import(pub, *pub_len, DG_TPMKEY_BIND, &key, NULL, NULL), DG_OK);
+	ck_assert_int_eq(dg_seal_point_of(key, point), DG_OK);
+	EVP_PKEY_free(key);
+}
+
+/* Build an ATTEST for round rd: a quote of quote_pcr by signer with
+ * quote_nonce as extraData, the given log, and a request for the node's
+ * secret sealed to signer's binding key, certified for quote_nonce. */
 static void
 build_attest_full(const struct agent *a, struct round *rd, struct dg_tpm *signer,
                   uint32_t quote_pcr, const uint8_t *quote_nonce, const uint8_t *log,
                   size_t log_len, struct dg_msg *m)
 {
-	uint8_t q[DG_QUOTE_QUALIFYING_LEN], att[DG_QUOTE_MAX_ATTEST], sig[DG_QUOTE_MAX_SIG];
-	size_t att_len = 0, sig_len = 0;
-	ck_assert_int_eq(dg_seal_keygen(rd->priv, rd->pub), DG_OK);
-	ck_assert_int_eq(dg_quote_qualifying(quote_nonce, rd->pub, q), DG_OK);
-	ck_assert_int_eq(dg_tpm_quote(signer, quote_pcr, q, sizeof q, att, sizeof att, &att_len,
-	                              sig, sizeof sig, &sig_len),
-	                 DG_OK);
+	uint8_t att[DG_QUOTE_MAX_ATTEST], sig[DG_QUOTE_MAX_SIG], pub[DG_WIRE_MAX_KEY];
+	uint8_t point[DG_SEAL_POINT_LEN];
+	size_t att_len = 0, sig_len = 0, pub_len = sizeof pub;
 	dg_msg_init(m);
+	ck_assert_int_eq(dg_tpm_quote(signer, quote_pcr, quote_nonce, DG_QUOTE_NONCE_LEN, att,
+	                              sizeof att, &att_len, sig, sizeof sig, &sig_len),
+	                 DG_OK);
 	m->type = DG_MSG_ATTEST;
 	snprintf(m->agent_id, sizeof m->agent_id, "%s", a->id);
 	m->log_from = rd->log_from;
-	m->want_secrets = true;
 	ck_assert_int_eq(dg_bytes_set(&m->nonce, rd->nonce, sizeof rd->nonce), DG_OK);
 	ck_assert_int_eq(dg_bytes_set(&m->attest, att, att_len), DG_OK);
 	ck_assert_int_eq(dg_bytes_set(&m->signature, sig, sig_len), DG_OK);
-	ck_assert_int_eq(dg_bytes_set(&m->bind_key, rd->pub, sizeof rd->pub), DG_OK);
+	bind_key_of(signer, pub, &pub_len, point);
+	ck_assert_int_eq(dg_tpm_certify_bind(signer, quote_nonce, DG_QUOTE_NONCE_LEN, att,
+	                                     sizeof att, &att_len, sig, sizeof sig, &sig_len),
+	                 DG_OK);
+	ck_assert_int_eq(dg_bytes_set(&m->bind_key, pub, pub_len), DG_OK);
+	ck_assert_int_eq(dg_bytes_set(&m->bind_attest, att, att_len), DG_OK);
+	ck_assert_int_eq(dg_bytes_set(&m->bind_sig, sig, sig_len), DG_OK);
+	snprintf(m->request[0].secret, sizeof m->request[0].secret, "%s", SECRET_NAME);
+	m->n_request = 1;
 	/* dg_bytes_set wants a non-NULL source even when empty */
 	ck_assert_int_eq(dg_bytes_set(&m->log, log_len ? log : (const uint8_t *)"", log_len),
 	                 DG_OK);
@@ -588,15 +608,25 @@ expect_fail(struct dg_msg *v, const char *code)
 	expect_fail_detail(v, code, NULL);
 }
 
-/* Unseal one released secret of a round; returns the dg_unseal result. */
+/* Open one released node secret as an agent on TPM t would (its ECDH_ZGen);
+ * returns the first failure. */
 static int
 unseal_with(const char *id, const struct dg_named_blob *s, const uint8_t nonce[32],
-            const uint8_t priv[32], uint8_t *out, size_t cap, size_t *out_len)
+            uint32_t lease_ms, struct dg_tpm *t, uint8_t *out, size_t cap, size_t *out_len)
 {
-	uint8_t aad[DG_RELEASE_AAD_MAX];
-	size_t aad_len = 0;
-	ck_assert_int_eq(dg_release_aad(id, s->name, nonce, aad, sizeof aad, &aad_len), DG_OK);
-	return dg_unseal(priv, aad, aad_len, s->blob.data, s->blob.len, out, cap, out_len);
+	uint8_t aad[DG_RELEASE_AAD_MAX], pub[DG_WIRE_MAX_KEY], point[DG_SEAL_POINT_LEN], z[32];
+	size_t aad_len = 0, pub_len = sizeof pub;
+	const uint8_t *eph;
+	const struct dg_release_ctx ctx = {
+		.agent_id = id, .scope = "", .secret = s->name, .nonce = nonce, .lease_ms = lease_ms,
+	};
+	int rv;
+	bind_key_of(t, pub, &pub_len, point);
+	ck_assert_int_eq(dg_release_aad(&ctx, aad, sizeof aad, &aad_len), DG_OK);
+	if ((rv = dg_seal_ephemeral(s->blob.data, s->blob.len, &eph)) != DG_OK ||
+	    (rv = dg_tpm_zgen(t, eph, z)) != DG_OK)
+		return rv;
+	return dg_unseal(z, point, aad, aad_len, s->blob.data, s->blob.len, out, cap, out_len);
 }
 
 /* A passing verdict releasing exactly s1, which unseals to the file's bytes. */
@@ -611,8 +641,9 @@ expect_pass_verdict(const struct agent *a, const struct round *rd, const struct 
 	ck_assert_uint_eq(v->n_reasons, 0);
 	ck_assert_uint_eq(v->n_sealed, 1);
 	ck_assert_str_eq(v->sealed[0].name, SECRET_NAME);
-	ck_assert_int_eq(unseal_with(a->id, &v->sealed[0], rd->nonce, rd->priv, pt, sizeof pt,
-	                             &pt_len),
+	ck_assert_uint_gt(v->lease_ms, 0);
+	ck_assert_int_eq(unseal_with(a->id, &v->sealed[0], rd->nonce, v->lease_ms, tpm_a, pt,
+	                             sizeof pt, &pt_len),
 	                 DG_OK);
 	ck_assert_uint_eq(pt_len, secret_len);
 	ck_assert_mem_eq(pt, secret, secret_len);
@@ -840,22 +871,33 @@ START_TEST(wrong_pcr_selection)
 }
 END_TEST
 
-/* 9. A man in the middle swaps the bind key for his own to receive the secret. */
+/* 9. A man in the middle presents another TPM's binding key (with the real
+ * agent's certification of its own key) to receive the secret: the node's
+ * verdict stands, the secret is refused, and nothing was sealed. */
 START_TEST(swapped_bind_key)
 {
 	struct agent a;
 	struct round rd;
 	struct dg_msg m, v;
-	uint8_t mitm_priv[32], mitm_pub[32];
+	uint8_t pub[DG_WIRE_MAX_KEY], point[DG_SEAL_POINT_LEN];
+	size_t pub_len = sizeof pub;
+	pid_t pid_b;
 	agent_init(&a, "t-mitm");
 	measure(&a, allowed[0]);
 	get_nonce(&a, &rd);
 	build_attest(&a, &rd, &m);
-	ck_assert_int_eq(dg_seal_keygen(mitm_priv, mitm_pub), DG_OK);
-	ck_assert_int_eq(dg_bytes_set(&m.bind_key, mitm_pub, sizeof mitm_pub), DG_OK);
+	struct dg_tpm *tpm_b = open_tpm(tpm_b_dir, &pid_b, ek_b, ek_b_len, ak_b, ak_b_len);
+	bind_key_of(tpm_b, pub, &pub_len, point);
+	dg_tpm_close(tpm_b);
+	tu_swtpm_stop(pid_b);
+	ck_assert_int_eq(dg_bytes_set(&m.bind_key, pub, pub_len), DG_OK);
 	rpc(&m, &v);
 	dg_msg_clear(&m);
-	expect_fail(&v, "nonce");
+	ck_assert_int_eq(v.type, DG_MSG_VERDICT);
+	ck_assert(v.pass);
+	ck_assert_uint_eq(v.n_sealed, 0);
+	ck_assert_msg(strstr(v.refused, "not certified") != NULL, "refused: '%s'", v.refused);
+	dg_msg_clear(&v);
 	expect_honest_pass(&a);
 }
 END_TEST
@@ -1009,7 +1051,9 @@ START_TEST(log_from_mismatch_is_gap)
 }
 END_TEST
 
-/* 14. A secret sealed in one round is useless with another round's key or nonce. */
+/* 14. A secret sealed in one round opens only with that round's nonce and
+ * lease, for that agent, and only in that agent's TPM: relayed to another
+ * TPM it yields nothing. */
 START_TEST(sealed_secret_bound_to_round)
 {
 	struct agent a;
@@ -1017,6 +1061,7 @@ START_TEST(sealed_secret_bound_to_round)
 	struct dg_msg v1, v2;
 	uint8_t pt[256];
 	size_t pt_len;
+	pid_t pid_b;
 	agent_init(&a, "t-rounds");
 	measure(&a, allowed[0]);
 	honest_round(&a, &r1, &v1);
@@ -1024,22 +1069,25 @@ START_TEST(sealed_secret_bound_to_round)
 	honest_round(&a, &r2, &v2);
 	expect_pass_verdict(&a, &r2, &v2);
 	ck_assert(memcmp(r1.nonce, r2.nonce, 32) != 0);
-	ck_assert(memcmp(r1.pub, r2.pub, 32) != 0);
 
 	const struct dg_named_blob *s1 = &v1.sealed[0], *s2 = &v2.sealed[0];
-	ck_assert_int_eq(unseal_with(a.id, s1, r1.nonce, r2.priv, pt, sizeof pt, &pt_len),
+	uint32_t l1 = v1.lease_ms, l2 = v2.lease_ms;
+	ck_assert_int_eq(unseal_with(a.id, s1, r2.nonce, l1, tpm_a, pt, sizeof pt, &pt_len),
 	                 DG_ERR_CRYPTO);
-	ck_assert_int_eq(unseal_with(a.id, s1, r2.nonce, r2.priv, pt, sizeof pt, &pt_len),
+	ck_assert_int_eq(unseal_with(a.id, s2, r1.nonce, l2, tpm_a, pt, sizeof pt, &pt_len),
 	                 DG_ERR_CRYPTO);
-	ck_assert_int_eq(unseal_with(a.id, s1, r2.nonce, r1.priv, pt, sizeof pt, &pt_len),
+	ck_assert_int_eq(unseal_with(a.id, s1, r1.nonce, l1 + 1, tpm_a, pt, sizeof pt, &pt_len),
 	                 DG_ERR_CRYPTO);
-	ck_assert_int_eq(unseal_with(a.id, s2, r1.nonce, r1.priv, pt, sizeof pt, &pt_len),
+	ck_assert_int_eq(unseal_with("t-other", s1, r1.nonce, l1, tpm_a, pt, sizeof pt, &pt_len),
 	                 DG_ERR_CRYPTO);
-	ck_assert_int_eq(unseal_with("t-other", s1, r1.nonce, r1.priv, pt, sizeof pt, &pt_len),
+	struct dg_tpm *tpm_b = open_tpm(tpm_b_dir, &pid_b, ek_b, ek_b_len, ak_b, ak_b_len);
+	ck_assert_int_eq(unseal_with(a.id, s1, r1.nonce, l1, tpm_b, pt, sizeof pt, &pt_len),
 	                 DG_ERR_CRYPTO);
-	/* and each with its own round's key and nonce still opens */
-	ck_assert_int_eq(unseal_with(a.id, s1, r1.nonce, r1.priv, pt, sizeof pt, &pt_len), DG_OK);
-	ck_assert_int_eq(unseal_with(a.id, s2, r2.nonce, r2.priv, pt, sizeof pt, &pt_len), DG_OK);
+	dg_tpm_close(tpm_b);
+	tu_swtpm_stop(pid_b);
+	/* and each with its own round's nonce and lease, in its own TPM, still opens */
+	ck_assert_int_eq(unseal_with(a.id, s1, r1.nonce, l1, tpm_a, pt, sizeof pt, &pt_len), DG_OK);
+	ck_assert_int_eq(unseal_with(a.id, s2, r2.nonce, l2, tpm_a, pt, sizeof pt, &pt_len), DG_OK);
 	dg_msg_clear(&v1);
 	dg_msg_clear(&v2);
 }

@@ -5,6 +5,7 @@
 
 #include "driftgate/err.h"
 #include "driftgate/wire.h"
+#include "wire_eq.h"
 #include "testutil.h"
 
 /* ---- a tiny CBOR writer for hand-made inputs (RFC 8949 section 3) ---- */
@@ -166,8 +167,28 @@ fill_text(char *dst, size_t min, size_t max, const char *alphabet)
 	dst[n] = '\0';
 }
 
-static const char id_chars[] = "ABCXYZabcxyz0129._-";
+static void
+fill_bytes_nonempty(struct dg_bytes *b, size_t max)
+{
+	do
+		fill_bytes(b, max);
+	while (b->len == 0);
+}
+
 static const char name_chars[] = "abcz-._09!~";
+
+/* Scopes may be "" (the node); secret names may not. */
+static void
+fill_leases(struct dg_lease_ref *list, size_t *n)
+{
+	*n = rng_len(DG_WIRE_MAX_LEASES);
+	for (size_t i = 0; i < *n; i++) {
+		fill_text(list[i].scope, 0, DG_WIRE_MAX_BLOB_NAME, name_chars);
+		fill_text(list[i].secret, 1, DG_WIRE_MAX_SECRET_NAME, name_chars);
+	}
+}
+
+static const char id_chars[] = "ABCXYZabcxyz0129._-";
 static const char printable[] = " !\"#$%&'()*+,-./09:;<=>?@AZ[\\]^_`az{|}~";
 
 static void
@@ -207,10 +228,18 @@ fill_msg(struct dg_msg *m, enum dg_msg_type t)
 		fill_bytes(&m->nonce, DG_WIRE_MAX_BLOB);
 		fill_bytes(&m->attest, DG_WIRE_MAX_BLOB);
 		fill_bytes(&m->signature, DG_WIRE_MAX_BLOB);
-		fill_bytes(&m->bind_key, DG_WIRE_MAX_KEY);
 		fill_bytes(&m->log, DG_WIRE_MAX_LOG);
 		m->log_from = rng() >> (rng() % 64);
-		m->want_secrets = rng() & 1;
+		if (rng() & 1) {
+			/* a request comes with all three binding fields */
+			fill_text(m->request[0].scope, 0, DG_WIRE_MAX_BLOB_NAME, name_chars);
+			fill_text(m->request[0].secret, 1, DG_WIRE_MAX_SECRET_NAME, name_chars);
+			m->n_request = 1;
+			fill_bytes_nonempty(&m->bind_key, DG_WIRE_MAX_KEY);
+			fill_bytes_nonempty(&m->bind_attest, DG_WIRE_MAX_BLOB);
+			fill_bytes_nonempty(&m->bind_sig, DG_WIRE_MAX_BLOB);
+		}
+		fill_leases(m->leases, &m->n_leases);
 		/* manifests kept small here; their bound has its own test */
 		m->n_manifests = rng_len(DG_WIRE_MAX_MANIFESTS);
 		for (size_t i = 0; i < m->n_manifests; i++) {
@@ -232,52 +261,15 @@ fill_msg(struct dg_msg *m, enum dg_msg_type t)
 				fill_bytes(&m->sealed[i].blob, DG_WIRE_MAX_SEALED);
 			}
 		}
+		fill_leases(m->renewed, &m->n_renewed);
+		m->lease_ms = (uint32_t)rng_len(UINT32_MAX);
+		fill_text(m->refused, 0, DG_WIRE_MAX_MESSAGE_TEXT, printable);
 		break;
 	case DG_MSG_ERROR:
 		m->code = (uint32_t)rng();
 		fill_text(m->message, 0, DG_WIRE_MAX_MESSAGE_TEXT, printable);
 		break;
 	}
-}
-
-static bool
-bytes_eq(const struct dg_bytes *a, const struct dg_bytes *b)
-{
-	return a->len == b->len && (a->len == 0 || memcmp(a->data, b->data, a->len) == 0);
-}
-
-static bool
-msg_eq(const struct dg_msg *a, const struct dg_msg *b)
-{
-	if (a->type != b->type || strcmp(a->agent_id, b->agent_id) != 0 ||
-	    !bytes_eq(&a->ek_pub, &b->ek_pub) || !bytes_eq(&a->ak_pub, &b->ak_pub) ||
-	    !bytes_eq(&a->ek_cert, &b->ek_cert) ||
-	    !bytes_eq(&a->id_object, &b->id_object) || !bytes_eq(&a->enc_secret, &b->enc_secret) ||
-	    !bytes_eq(&a->credential, &b->credential) || !bytes_eq(&a->nonce, &b->nonce) ||
-	    !bytes_eq(&a->attest, &b->attest) || !bytes_eq(&a->signature, &b->signature) ||
-	    !bytes_eq(&a->bind_key, &b->bind_key) || !bytes_eq(&a->log, &b->log) ||
-	    a->log_from != b->log_from || a->pcr != b->pcr ||
-	    a->want_secrets != b->want_secrets || a->pass != b->pass ||
-	    a->n_reasons != b->n_reasons || a->n_sealed != b->n_sealed ||
-	    a->n_manifests != b->n_manifests || a->code != b->code ||
-	    strcmp(a->message, b->message) != 0)
-		return false;
-	for (size_t i = 0; i < a->n_reasons; i++) {
-		if (strcmp(a->reasons[i].code, b->reasons[i].code) != 0 ||
-		    strcmp(a->reasons[i].detail, b->reasons[i].detail) != 0)
-			return false;
-	}
-	for (size_t i = 0; i < a->n_sealed; i++) {
-		if (strcmp(a->sealed[i].name, b->sealed[i].name) != 0 ||
-		    !bytes_eq(&a->sealed[i].blob, &b->sealed[i].blob))
-			return false;
-	}
-	for (size_t i = 0; i < a->n_manifests; i++) {
-		if (strcmp(a->manifests[i].name, b->manifests[i].name) != 0 ||
-		    !bytes_eq(&a->manifests[i].blob, &b->manifests[i].blob))
-			return false;
-	}
-	return true;
 }
 
 /* ---- tests ---- */
@@ -328,7 +320,7 @@ START_TEST(test_round_trip)
 		fill_msg(&a, t);
 		ck_assert_int_eq(dg_wire_encode(&a, &buf, &len), DG_OK);
 		ck_assert_int_eq(dg_wire_decode(buf, len, &b), DG_OK);
-		ck_assert(msg_eq(&a, &b));
+		ck_assert(wire_msg_eq(&a, &b));
 		free(buf);
 		dg_msg_clear(&a);
 		dg_msg_clear(&b);
@@ -408,8 +400,8 @@ START_TEST(test_reject_keys)
 	cb_head(&c, 5, 1);
 	cb_head(&c, 2, 1), cb_byte(&c, 't'), cb_head(&c, 0, DG_MSG_ENROLL_DONE);
 	ck_assert_int_eq(decode_cb(&c), DG_ERR_FORMAT);
-	/* more pairs than the schema has keys (type + 21 fields) */
-	cb_head(&c, 5, 23);
+	/* more pairs than the schema has keys (type + 27 fields) */
+	cb_head(&c, 5, 29);
 	ck_assert_int_eq(decode_cb(&c), DG_ERR_FORMAT);
 	/* sealed without pass */
 	cb_head(&c, 5, 4);
@@ -418,13 +410,51 @@ START_TEST(test_reject_keys)
 	cb_text(&c, "reasons"), cb_head(&c, 4, 0);
 	cb_text(&c, "sealed"), cb_head(&c, 4, 0);
 	ck_assert_int_eq(decode_cb(&c), DG_ERR_FORMAT);
-	/* the same with pass is fine */
+	/* with pass, an empty optional list is still refused: the encoder omits
+	 * it, so accepting it would give the message a second encoding */
 	cb_head(&c, 5, 4);
 	cb_text(&c, "t"), cb_head(&c, 0, DG_MSG_VERDICT);
 	cb_text(&c, "pass"), cb_bool(&c, true);
 	cb_text(&c, "reasons"), cb_head(&c, 4, 0);
 	cb_text(&c, "sealed"), cb_head(&c, 4, 0);
+	ck_assert_int_eq(decode_cb(&c), DG_ERR_FORMAT);
+	/* the same without the empty list is fine */
+	cb_head(&c, 5, 3);
+	cb_text(&c, "t"), cb_head(&c, 0, DG_MSG_VERDICT);
+	cb_text(&c, "pass"), cb_bool(&c, true);
+	cb_text(&c, "reasons"), cb_head(&c, 4, 0);
 	ck_assert_int_eq(decode_cb(&c), DG_OK);
+	/* a zero lease is an absent lease, so it is refused too */
+	cb_head(&c, 5, 4);
+	cb_text(&c, "t"), cb_head(&c, 0, DG_MSG_VERDICT);
+	cb_text(&c, "pass"), cb_bool(&c, true);
+	cb_text(&c, "reasons"), cb_head(&c, 4, 0);
+	cb_text(&c, "lease_ms"), cb_head(&c, 0, 0);
+	ck_assert_int_eq(decode_cb(&c), DG_ERR_FORMAT);
+}
+END_TEST
+
+/* A binding key travels with its certification or not at all. */
+START_TEST(test_bind_fields_together)
+{
+	struct dg_msg m;
+	uint8_t *out = NULL;
+	size_t len = 0;
+
+	dg_msg_init(&m);
+	m.type = DG_MSG_ATTEST;
+	strcpy(m.agent_id, "n1");
+	ck_assert_int_eq(dg_bytes_set(&m.nonce, "n", 1), DG_OK);
+	ck_assert_int_eq(dg_bytes_set(&m.attest, "a", 1), DG_OK);
+	ck_assert_int_eq(dg_bytes_set(&m.signature, "s", 1), DG_OK);
+	ck_assert_int_eq(dg_bytes_set(&m.bind_key, "k", 1), DG_OK);
+	ck_assert_int_eq(dg_wire_encode(&m, &out, &len), DG_ERR_INVAL);
+	ck_assert_int_eq(dg_bytes_set(&m.bind_attest, "c", 1), DG_OK);
+	ck_assert_int_eq(dg_wire_encode(&m, &out, &len), DG_ERR_INVAL);
+	ck_assert_int_eq(dg_bytes_set(&m.bind_sig, "g", 1), DG_OK);
+	ck_assert_int_eq(dg_wire_encode(&m, &out, &len), DG_OK);
+	free(out);
+	dg_msg_clear(&m);
 }
 END_TEST
 
@@ -859,6 +889,7 @@ wire_suite(void)
 	tcase_add_loop_test(tc, test_round_trip, DG_MSG_ENROLL_REQ, DG_MSG_ERROR + 1);
 	tcase_add_loop_test(tc, test_truncation, DG_MSG_ENROLL_REQ, DG_MSG_ERROR + 1);
 	tcase_add_test(tc, test_reject_keys);
+	tcase_add_test(tc, test_bind_fields_together);
 	tcase_add_test(tc, test_reject_types);
 	tcase_add_test(tc, test_reject_encodings);
 	tcase_add_test(tc, test_reject_bounds);
