@@ -145,7 +145,7 @@ dg_audit_lease(struct dg_audit *a, const struct dg_audit_lease *l)
 	if (o == NULL)
 		return DG_ERR_NOMEM;
 	/* The node's own secrets have scope "": named so in the record. */
-	json_object_object_add(o, "workload",
+	json_object_object_add(o, "container",
 	                       json_object_new_string(l->scope[0] != '\0' ? l->scope : "(node)"));
 	json_object_object_add(o, "secret", json_object_new_string(l->secret));
 	if (l->reason != NULL)

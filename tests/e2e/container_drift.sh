@@ -30,7 +30,8 @@ bundle() { # DIR ARGS...: a bundle whose hooks call this case's agent
 	DG_RUNC_HOOK_CREATE_RUNTIME="$DG_AGENT hook --control $CTL_URL" \
 	DG_RUNC_HOOK_POSTSTOP="$DG_AGENT hook --control $CTL_URL" \
 	DG_RUNC_ENV="API_URL=https://api.internal/v1" \
-	DG_RUNC_BINDS="$DG_WORK/vol-a:/run/secrets:ro" dg_runc_bundle "$@"
+	DG_RUNC_BINDS="$DG_WORK/vol-a:/run/secrets:ro
+$(dg_runc_workload_bind)" dg_runc_bundle "$@"
 }
 
 # The approval: made once from an approved bundle, whose hook path is the one
@@ -50,7 +51,8 @@ new_node() {
 	dg_swtpm_start "tpm-$name"
 	AGENT_CTL=$CTL_URL
 	${DG_AGENT_WRAP:-} "$DG_AGENT" run --agent-id "$name" --tcti "$TCTI" --verifier "$VERIFIER_URL" \
-		--control "$AGENT_CTL" --state-dir "$DG_WORK/agent-$name" --interval 30 "$@" \
+		--control "$AGENT_CTL" --state-dir "$DG_WORK/agent-$name" --interval 30 \
+		--workload-socket "$DG_WORK/wl/api.sock" "$@" \
 		>>"$DG_WORK/agent-$name.log" 2>&1 &
 	AGENT_PID=$!
 	DG_PIDS+=("$AGENT_PID")
@@ -76,16 +78,20 @@ expect_fail() {
 		sleep 0.1
 	done
 	case "$out" in *"$1: "*"$2"*) ;; *) echo "$out" >&2; dg_fail "expected reason $1 naming '$2'" ;; esac
-	if dg_agent_ctl secret api-token >/dev/null 2>&1; then dg_fail "secret released after drift"; fi
+	if workload_secret >/dev/null 2>&1; then dg_fail "secret released after drift"; fi
 	dg_note "  -> $1 ($2), secret withheld"
 }
 
 expect_pass() {
 	dg_wait_verdict pass
-	[ "$(dg_agent_ctl secret api-token)" = "$token" ] || dg_fail "secret not released"
+	[ "$(workload_secret)" = "$token" ] || dg_fail "secret not released"
 }
 
+# The workload secret, as the newest container asks for it (workload API).
+workload_secret() { dg_runc exec "$CURRENT" /bin/driftgate-secret api-token; }
+
 run_bg() { # ID BUNDLE
+	CURRENT=$1
 	dg_runc_run_bg "$1" "$2" || { cat "$DG_WORK/runc-$1.err" >&2; dg_fail "runc run $1"; }
 }
 
@@ -140,8 +146,8 @@ dg_runc kill c4s KILL; dg_runc kill c4 KILL; wait "$RUNC_PID" "$main_pid" 2>/dev
 # 5. An env var changed, and the secret mounted from another source.
 dg_note "case 5: env and mount source changed"
 new_node node-5
-DG_RUNC_ENV="API_URL=https://attacker.example/v1" DG_RUNC_BINDS="$DG_WORK/vol-b:/run/secrets:ro" \
-	dg_runc_bundle "$CTR/envmount" /bin/sh -c 'sleep 60' || dg_fail "bundle"
+DG_RUNC_ENV="API_URL=https://attacker.example/v1" DG_RUNC_BINDS="$DG_WORK/vol-b:/run/secrets:ro
+$(dg_runc_workload_bind)" dg_runc_bundle "$CTR/envmount" /bin/sh -c 'sleep 60' || dg_fail "bundle"
 python3 - "$CTR/envmount/config.json" "$DG_AGENT hook --control $CTL_URL" <<'PY'
 import json, shlex, sys
 p, cmd = sys.argv[1], sys.argv[2]
@@ -206,6 +212,7 @@ expect_pass
 kill "$AGENT_PID"; wait "$AGENT_PID" 2>/dev/null
 "$DG_AGENT" run --agent-id node-8 --tcti "$TCTI" --verifier "$VERIFIER_URL" \
 	--control "$AGENT_CTL" --state-dir "$DG_WORK/agent-node-8" --interval 30 \
+	--workload-socket "$DG_WORK/wl/api.sock" \
 	>>"$DG_WORK/agent-node-8.log" 2>&1 &
 AGENT_PID=$!
 DG_PIDS+=("$AGENT_PID")

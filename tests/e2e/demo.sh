@@ -30,7 +30,7 @@ chmod 700 "$DG_WORK/secrets"
 AGENT_CTL="ipc://$DG_WORK/agent.sock"
 export DG_WORKLOAD=shop DG_CONTAINER=web DG_IMAGE_REF=registry.example/shop/web:1.4 \
 	DG_IMAGE_DIGEST=sha256:4b1c0e7f3a5d2c9e8f6a1b0c3d5e7f9a2b4c6d8e0f1a3b5c7d9e1f2a4b6c8d0e \
-	DG_RUNC_ENV="API_URL=https://api.internal/v1" \
+	DG_RUNC_ENV="API_URL=https://api.internal/v1" DG_RUNC_BINDS="$(dg_runc_workload_bind)" \
 	DG_RUNC_HOOK_CREATE_RUNTIME="$DG_AGENT hook --control $AGENT_CTL" \
 	DG_RUNC_HOOK_POSTSTOP="$DG_AGENT hook --control $AGENT_CTL"
 dg_runc_bundle "$CTR/web" /bin/sh -c 'while true; do sleep 1; done' || dg_fail "bundle"
@@ -48,6 +48,7 @@ echo "verifier listening on $VERIFIER_URL"
 say "Starting driftgate-agent: enrolls (EK/AK, credential activation) and attests"
 "$DG_AGENT" run --agent-id node-1 --tcti "$TCTI" --verifier "$VERIFIER_URL" \
 	--control "$AGENT_CTL" --state-dir "$DG_WORK/agent" --interval 5 \
+	--workload-socket "$DG_WORK/wl/api.sock" \
 	>>"$DG_WORK/agent.log" 2>&1 &
 AGENT_PID=$!
 DG_PIDS+=("$AGENT_PID")
@@ -58,9 +59,17 @@ say "Running the approved container with runc (its hook has the agent measure it
 dg_runc_run_bg web "$CTR/web" || { cat "$DG_WORK/runc-web.err" >&2; dg_fail "runc run"; }
 dg_runc exec web /bin/true || dg_fail "exec in the container"
 dg_agent_ctl attest || dg_fail "the approved container should attest"
-got=$(dg_agent_ctl secret api-token) || dg_fail "the approved workload did not receive its secret"
+say "Inside the container, the workload asks the agent's workload API for its secret"
+echo "$ runc exec web driftgate-secret api-token"
+got=$(dg_runc exec web /bin/driftgate-secret api-token) \
+	|| dg_fail "the approved workload did not receive its secret"
 [ "$got" = "$secret" ] || dg_fail "released secret differs from the one on the verifier"
-echo "secret api-token released (${#got} bytes, matches the verifier's copy)"
+echo "secret api-token released to container web (${#got} bytes, matches the verifier's copy;"
+echo "sealed to this node's TPM key, leased for 60 s, renewed while attestations pass)"
+echo "$ driftgate-secret api-token   # the same request from a host process, outside any container"
+if "$DG_SECRET_CLIENT" --socket "$DG_WORK/wl/api.sock" api-token; then
+	dg_fail "a host process outside the container received the secret"
+fi
 echo "the agent's log now holds:"
 "$DG_AGENT" log --state-dir "$DG_WORK/agent" | awk '{print "  " substr($4, 1, 23) "...  " $5}'
 
@@ -76,8 +85,9 @@ done
 echo "$out"
 case "$out" in *"exec-unknown"*"/tmp/helper"*) ;; *) dg_fail "the verdict does not name the unapproved exec" ;; esac
 
-say "The secret is now withheld"
-if dg_agent_ctl secret api-token >/dev/null 2>"$DG_WORK/secret.err"; then
+say "The secret is now withheld: the lease was revoked and the agent wiped its copy"
+echo "$ runc exec web driftgate-secret api-token"
+if dg_runc exec web /bin/driftgate-secret api-token >/dev/null 2>"$DG_WORK/secret.err"; then
 	dg_fail "secret still available after drift"
 fi
 cat "$DG_WORK/secret.err"
@@ -86,6 +96,9 @@ say "Audit trail (JSON lines)"
 cat "$DG_WORK/audit.jsonl"
 grep -q '"verdict":"pass"' "$DG_WORK/audit.jsonl" || dg_fail "no passing verdict in the audit log"
 grep -q '"code":"exec-unknown"' "$DG_WORK/audit.jsonl" || dg_fail "no exec-unknown verdict in the audit log"
+grep '"event":"secret-released"' "$DG_WORK/audit.jsonl" | grep -q '"container":"web"' \
+	|| dg_fail "no release to container web in the audit log"
+grep -q '"event":"lease-revoked"' "$DG_WORK/audit.jsonl" || dg_fail "no revocation in the audit log"
 if grep -qF "$secret" "$DG_WORK/audit.jsonl" "$DG_WORK"/*.log; then
 	dg_fail "the secret value leaked into a log"
 fi

@@ -6,6 +6,7 @@ DG_BUILD_ROOT=${DG_BUILD_ROOT:-$(pwd)/build}
 DG_SOURCE_ROOT=${DG_SOURCE_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
 DG_AGENT="$DG_BUILD_ROOT/agent/driftgate-agent"
 DG_VERIFIER="$DG_BUILD_ROOT/verifier/driftgate-verifier"
+DG_SECRET_CLIENT="$DG_BUILD_ROOT/agent/driftgate-secret"
 
 dg_fail() { echo "FAIL: $*" >&2; exit 1; }
 dg_note() { echo "# $*"; }
@@ -99,7 +100,8 @@ dg_agent_start() {
 	local id=$1; shift
 	AGENT_CTL="ipc://$DG_WORK/agent-$id.sock"
 	"$DG_AGENT" run --agent-id "$id" --tcti "$TCTI" --verifier "$VERIFIER_URL" \
-		--control "$AGENT_CTL" --state-dir "$DG_WORK/agent-$id" "$@" \
+		--control "$AGENT_CTL" --state-dir "$DG_WORK/agent-$id" \
+		--workload-socket "$DG_WORK/wl/api.sock" "$@" \
 		>>"$DG_WORK/agent-$id.log" 2>&1 &
 	AGENT_PID=$!
 	DG_PIDS+=("$AGENT_PID")

@@ -28,14 +28,20 @@ dg_runc_tmpfs() {
 	DG_RUNC_MOUNTS+=("$1")
 }
 
+# The bind that gives a container the agent's workload API (the agents of the
+# tests listen on $DG_WORK/wl/api.sock): add it to DG_RUNC_BINDS.
+dg_runc_workload_bind() { echo "$DG_WORK/wl:/run/driftgate/workload:ro"; }
+
 # dg_runc_rootfs DIR: a minimal busybox-static rootfs: bin/busybox, a symlink
-# in bin/ for each applet, etc/passwd and etc/group, and empty mount points.
+# in bin/ for each applet, the workload API client bin/driftgate-secret,
+# etc/passwd and etc/group, and empty mount points.
 dg_runc_rootfs() {
 	local dir=$1 a
 	mkdir -p "$dir"/bin "$dir"/etc "$dir"/tmp "$dir"/proc "$dir"/sys "$dir"/dev "$dir"/root \
 		|| return 1
 	chmod 1777 "$dir/tmp"
 	cp "$DG_BUSYBOX" "$dir/bin/busybox" || return 1
+	cp "$DG_SECRET_CLIENT" "$dir/bin/driftgate-secret" || return 1
 	for a in $("$DG_BUSYBOX" --list); do
 		[ "$a" = busybox ] || ln -sf busybox "$dir/bin/$a"
 	done

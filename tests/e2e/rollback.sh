@@ -42,5 +42,6 @@ dg_wait_verdict fail
 out=$(dg_agent_ctl status)
 case "$out" in *"clock-rollback"*) ;; *) dg_fail "expected clock-rollback, got: $out" ;; esac
 dg_agent_ctl secret s >/dev/null 2>&1 && dg_fail "a secret was released to a rolled-back TPM"
-tail -1 "$DG_WORK/audit.jsonl" | grep -q '"secrets_released":\[\]' || dg_fail "audit shows a release"
+grep -q '"event":"release-refused"' "$DG_WORK/audit.jsonl" || dg_fail "the refusal is not audited"
+tail -1 "$DG_WORK/audit.jsonl" | grep -q '"event":"secret-released"' && dg_fail "audit shows a release"
 dg_note "restored TPM snapshot refused: $out"
