@@ -372,6 +372,12 @@ dg_tpm_keys(struct dg_tpm *t, uint32_t ek_handle, uint32_t ak_handle,
 	    ak_pub_len == NULL || !is_persistent(ek_handle) || !is_persistent(ak_handle) ||
 	    ek_handle == ak_handle)
 		return DG_ERR_INVAL;
+	/* Loaded already: ESYS hands out one ESYS_TR per TPM handle, so loading
+	 * again would return (and then close) the very same objects. */
+	if (t->ek != ESYS_TR_NONE && t->ak != ESYS_TR_NONE) {
+		err = marshal_public(t, t->ek, ek_pub, ek_pub_len);
+		return err != DG_OK ? err : marshal_public(t, t->ak, ak_pub, ak_pub_len);
+	}
 	err = handle_exists(t, ek_handle, &exists);
 	if (err != DG_OK)
 		goto out;

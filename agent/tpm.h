@@ -26,7 +26,8 @@ void dg_tpm_close(struct dg_tpm *t);
 /*
  * Load the EK (RSA-2048, TCG default template) and AK (restricted RSA-2048
  * RSASSA-SHA256 signing key under the EK, as tpm2_createak makes it) from
- * their persistent handles, creating and persisting them if absent.
+ * their persistent handles, creating and persisting them if absent (once
+ * per dg_tpm: later calls return the same keys).
  * Returns the marshaled TPM2B_PUBLIC of each (caller buffers, >= 1024 bytes).
  */
 int dg_tpm_keys(struct dg_tpm *t, uint32_t ek_handle, uint32_t ak_handle,

@@ -37,7 +37,10 @@
 #include "driftgate/manifest.h"
 #include "driftgate/policy.h"
 #include "driftgate/quote.h"
+#include "driftgate/release.h"
+#include "driftgate/seal.h"
 #include "driftgate/tpmkey.h"
+#include "attest.h"
 #include "mlog.h"
 #include "testutil.h"
 #include "tpm.h"
@@ -73,6 +76,7 @@
 #define EVMCTL_RUNS 3
 
 #define QUOTE_PCR 16
+#define RELEASE_PCR 13 /* an agent PCR (8..15) nothing else here extends */
 #define QUOTE_ROUNDS 4 /* alternating rounds of each contender */
 #define QUOTE_ROUND_SECONDS 0.5
 
@@ -799,6 +803,163 @@ want(const char *group)
 	return false;
 }
 
+static int
+cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return (x > y) - (x < y);
+}
+
+/* Percentile p (0..100) of n sorted values. */
+static double
+pct(const double *sorted, size_t n, double p)
+{
+	size_t i = (size_t)(p / 100.0 * (double)(n - 1) + 0.5);
+	return sorted[i < n ? i : n - 1];
+}
+
+/* One request/reply through the verifier's handler, as the server would. */
+static void
+verifier_call(struct dg_verifier *v, const struct dg_msg *req, struct dg_msg *reply,
+              enum dg_msg_type want)
+{
+	dg_verifier_handle(v, req, reply);
+	if (reply->type != want)
+		die("verifier answered %s: %s", dg_msg_type_name(reply->type), reply->message);
+}
+
+/*
+ * Release latency: a fresh attestation round that asks for one secret, from
+ * the nonce request to the plaintext in hand: nonce, TPM quote, TPM certify of
+ * the binding key, the verifier's appraisal and sealing, TPM ECDH_ZGen and
+ * unsealing. The verifier runs in-process (its handler, no sockets: nng adds
+ * ~0.1 ms per round trip on loopback); the TPM is swtpm.
+ */
+static void
+bench_release(struct tpm_env *te)
+{
+	enum { N = 100 };
+	char pol[1024], sec[1024], path[1100], err[512] = "";
+	uint8_t ek[DG_TPMKEY_MAX_PUBLIC], ak[DG_TPMKEY_MAX_PUBLIC], bind[DG_TPMKEY_MAX_PUBLIC];
+	uint8_t cred[64], att[DG_QUOTE_MAX_ATTEST], sig[DG_QUOTE_MAX_SIG];
+	uint8_t batt[DG_QUOTE_MAX_ATTEST], bsig[DG_QUOTE_MAX_SIG], point[DG_SEAL_POINT_LEN], z[32];
+	uint8_t aad[DG_RELEASE_AAD_MAX], pt[256];
+	size_t ek_len = sizeof ek, ak_len = sizeof ak, bind_len = sizeof bind, cred_len;
+	size_t att_len, sig_len, batt_len, bsig_len, aad_len, pt_len;
+	double total[N], tpm[N];
+	struct dg_verifier_config cfg;
+	struct dg_verifier *v = NULL;
+	struct dg_msg req, reply;
+	EVP_PKEY *bind_key = NULL;
+	const uint8_t *eph;
+
+	snprintf(pol, sizeof pol, "%s/release-policies", workdir);
+	snprintf(sec, sizeof sec, "%s/release-secrets", workdir);
+	if (mkdir(pol, 0755) != 0 || mkdir(sec, 0700) != 0)
+		die("mkdir: %s", strerror(errno));
+	snprintf(path, sizeof path, "%s/bench.baseline", pol);
+	if (tu_sh("printf 'driftgate-baseline 1\\nname bench\\nagent bench\\nsecret s\\n' > '%s'",
+	          path) != 0)
+		die("cannot write %s", path);
+	snprintf(path, sizeof path, "%s/s", sec);
+	if (tu_sh("umask 077; printf 'a database password' > '%s'", path) != 0)
+		die("cannot write %s", path);
+	dg_verifier_config_defaults(&cfg);
+	snprintf(cfg.policies_dir, sizeof cfg.policies_dir, "%s", pol);
+	snprintf(cfg.secrets_dir, sizeof cfg.secrets_dir, "%s", sec);
+	snprintf(cfg.audit_path, sizeof cfg.audit_path, "%s/audit.jsonl", workdir);
+	snprintf(cfg.state_path, sizeof cfg.state_path, ":memory:");
+	if (dg_verifier_new(&cfg, &v, err, sizeof err) != DG_OK)
+		die("verifier: %s", err);
+
+	CHECK_OK(dg_tpm_keys(te->tpm, DG_TPM_EK_HANDLE_DEFAULT, DG_TPM_AK_HANDLE_DEFAULT, ek, &ek_len,
+	                     ak, &ak_len));
+	CHECK_OK(dg_tpm_bind_key(te->tpm, DG_TPM_BIND_HANDLE_DEFAULT, bind, &bind_len));
+	CHECK_OK(dg_tpmkey_import(bind, bind_len, DG_TPMKEY_BIND, &bind_key, NULL, NULL));
+	CHECK_OK(dg_seal_point_of(bind_key, point));
+	dg_msg_init(&req);
+	dg_msg_init(&reply);
+	req.type = DG_MSG_ENROLL_REQ;
+	snprintf(req.agent_id, sizeof req.agent_id, "bench");
+	req.pcr = RELEASE_PCR;
+	CHECK_OK(dg_bytes_set(&req.ek_pub, ek, ek_len));
+	CHECK_OK(dg_bytes_set(&req.ak_pub, ak, ak_len));
+	verifier_call(v, &req, &reply, DG_MSG_ENROLL_CHALLENGE);
+	CHECK_OK(dg_tpm_activate(te->tpm, reply.id_object.data, reply.id_object.len,
+	                         reply.enc_secret.data, reply.enc_secret.len, cred, sizeof cred,
+	                         &cred_len));
+	dg_msg_clear(&req);
+	dg_msg_clear(&reply);
+	req.type = DG_MSG_ENROLL_ACTIVATE;
+	snprintf(req.agent_id, sizeof req.agent_id, "bench");
+	CHECK_OK(dg_bytes_set(&req.credential, cred, cred_len));
+	verifier_call(v, &req, &reply, DG_MSG_ENROLL_DONE);
+	dg_msg_clear(&req);
+	dg_msg_clear(&reply);
+
+	for (int i = 0; i < N; i++) {
+		double t0 = now(), t_tpm;
+		req.type = DG_MSG_NONCE_REQ;
+		snprintf(req.agent_id, sizeof req.agent_id, "bench");
+		verifier_call(v, &req, &reply, DG_MSG_NONCE);
+		uint8_t nonce[DG_QUOTE_NONCE_LEN];
+		memcpy(nonce, reply.nonce.data, sizeof nonce);
+		uint64_t from = reply.log_from;
+		dg_msg_clear(&req);
+		dg_msg_clear(&reply);
+		double t1 = now();
+		CHECK_OK(dg_tpm_quote(te->tpm, RELEASE_PCR, nonce, sizeof nonce, att, sizeof att,
+		                      &att_len, sig, sizeof sig, &sig_len));
+		CHECK_OK(dg_tpm_certify_bind(te->tpm, nonce, sizeof nonce, batt, sizeof batt,
+		                             &batt_len, bsig, sizeof bsig, &bsig_len));
+		t_tpm = now() - t1;
+		req.type = DG_MSG_ATTEST;
+		snprintf(req.agent_id, sizeof req.agent_id, "bench");
+		req.log_from = from;
+		CHECK_OK(dg_bytes_set(&req.nonce, nonce, sizeof nonce));
+		CHECK_OK(dg_bytes_set(&req.attest, att, att_len));
+		CHECK_OK(dg_bytes_set(&req.signature, sig, sig_len));
+		CHECK_OK(dg_bytes_set(&req.log, (const uint8_t *)"", 0));
+		CHECK_OK(dg_bytes_set(&req.bind_key, bind, bind_len));
+		CHECK_OK(dg_bytes_set(&req.bind_attest, batt, batt_len));
+		CHECK_OK(dg_bytes_set(&req.bind_sig, bsig, bsig_len));
+		snprintf(req.request[0].secret, sizeof req.request[0].secret, "s");
+		req.n_request = 1;
+		verifier_call(v, &req, &reply, DG_MSG_VERDICT);
+		if (!reply.pass || reply.n_sealed != 1)
+			die("release refused: %s", reply.refused);
+		const struct dg_release_ctx ctx = {
+			.agent_id = "bench", .scope = "", .secret = "s", .nonce = nonce,
+			.lease_ms = reply.lease_ms,
+		};
+		CHECK_OK(dg_release_aad(&ctx, aad, sizeof aad, &aad_len));
+		CHECK_OK(dg_seal_ephemeral(reply.sealed[0].blob.data, reply.sealed[0].blob.len, &eph));
+		double t2 = now();
+		CHECK_OK(dg_tpm_zgen(te->tpm, eph, z));
+		t_tpm += now() - t2;
+		CHECK_OK(dg_unseal(z, point, aad, aad_len, reply.sealed[0].blob.data,
+		                   reply.sealed[0].blob.len, pt, sizeof pt, &pt_len));
+		total[i] = now() - t0;
+		tpm[i] = t_tpm;
+		OPENSSL_cleanse(pt, sizeof pt);
+		dg_msg_clear(&req);
+		dg_msg_clear(&reply);
+	}
+	double tpm_sum = 0, all_sum = 0;
+	for (int i = 0; i < N; i++) {
+		tpm_sum += tpm[i];
+		all_sum += total[i];
+	}
+	qsort(total, N, sizeof total[0], cmp_double);
+	qsort(tpm, N, sizeof tpm[0], cmp_double);
+	printf("release  request -> secret in hand, %d rounds: p50 %.1f ms  p99 %.1f ms; "
+	       "TPM (quote + certify + ZGen) p50 %.1f ms, %.0f%% of the time\n",
+	       N, pct(total, N, 50) * 1e3, pct(total, N, 99) * 1e3, pct(tpm, N, 50) * 1e3,
+	       100.0 * tpm_sum / all_sum);
+	EVP_PKEY_free(bind_key);
+	dg_verifier_free(v);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -817,11 +978,13 @@ main(int argc, char **argv)
 		bench_replay();
 	if (want("rootfs"))
 		bench_rootfs();
-	if (want("quote") || want("extend")) {
+	if (want("quote") || want("extend") || want("release")) {
 		struct tpm_env te;
 		tpm_start(&te);
 		if (want("quote"))
 			bench_quote(&te);
+		if (want("release"))
+			bench_release(&te);
 		if (want("extend"))
 			bench_extend(&te);
 		tpm_stop(&te);
