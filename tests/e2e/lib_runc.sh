@@ -32,6 +32,19 @@ dg_runc_tmpfs() {
 # tests listen on $DG_WORK/wl/api.sock): add it to DG_RUNC_BINDS.
 dg_runc_workload_bind() { echo "$DG_WORK/wl:/run/driftgate/workload:ro"; }
 
+# dg_static_client: the path of a static driftgate-secret for a rootfs. A
+# sanitized build links it dynamically (the sanitizer runtimes cannot be
+# static), so then one is compiled here from the same source.
+dg_static_client() {
+	if ldd "$DG_SECRET_CLIENT" >/dev/null 2>&1; then
+		[ -x "$DG_WORK/driftgate-secret" ] || cc -static -O2 -o "$DG_WORK/driftgate-secret" \
+			"$DG_SOURCE_ROOT/agent/secret_client.c" || return 1
+		echo "$DG_WORK/driftgate-secret"
+	else
+		echo "$DG_SECRET_CLIENT"
+	fi
+}
+
 # dg_runc_rootfs DIR: a minimal busybox-static rootfs: bin/busybox, a symlink
 # in bin/ for each applet, the workload API client bin/driftgate-secret,
 # etc/passwd and etc/group, and empty mount points.
@@ -41,7 +54,7 @@ dg_runc_rootfs() {
 		|| return 1
 	chmod 1777 "$dir/tmp"
 	cp "$DG_BUSYBOX" "$dir/bin/busybox" || return 1
-	cp "$DG_SECRET_CLIENT" "$dir/bin/driftgate-secret" || return 1
+	cp "$(dg_static_client)" "$dir/bin/driftgate-secret" || return 1
 	for a in $("$DG_BUSYBOX" --list); do
 		[ "$a" = busybox ] || ln -sf busybox "$dir/bin/$a"
 	done

@@ -35,7 +35,7 @@ check(EVP_PKEY *ak, const uint8_t *attest, size_t attest_len, const uint8_t *sig
 	static const struct dg_quote_clock last = {0, 0, 0, 0};
 	const struct dg_quote_expect expect = {
 		.qualifying = (const uint8_t *)fx_qualifying,
-		.qualifying_len = DG_QUOTE_QUALIFYING_LEN,
+		.qualifying_len = DG_QUOTE_NONCE_LEN,
 		.pcr = PCR,
 		.pcr_value = fx_pcr16_bin,
 		.last = &last,
