@@ -12,6 +12,7 @@
 #include <tss2/tss2_mu.h>
 #include <tss2/tss2_tpm2_types.h>
 
+#include "driftgate/alg.h"
 #include "driftgate/err.h"
 
 #define SHA256_LEN 32
@@ -65,45 +66,50 @@ ecdsa_to_der(const TPMS_SIGNATURE_ECC *ecc, uint8_t der[ECDSA_DER_MAX], size_t *
 }
 
 /*
- * Check the signature over the attest bytes. The scheme must fit the key
- * type and use SHA-256; anything else is a signature failure, never a warning.
+ * Check the signature over the attest bytes. A scheme or hash outside the
+ * allowlist (alg.h) is DG_ERR_UNSUPPORTED, before any cryptography; a scheme
+ * that does not fit the key type is a signature failure. *hash_out gets the
+ * signature's hash, which is also the one the TPM used for a quote's pcrDigest.
  */
 static int
 check_signature(EVP_PKEY *ak, const uint8_t *attest, size_t attest_len,
-                const TPMT_SIGNATURE *sig)
+                const TPMT_SIGNATURE *sig, TPM2_ALG_ID *hash_out)
 {
 	uint8_t der[ECDSA_DER_MAX];
 	const uint8_t *sig_bytes;
 	size_t sig_len = 0;
 	EVP_MD_CTX *ctx = NULL;
 	EVP_PKEY_CTX *pctx = NULL;
-	int key_type = EVP_PKEY_get_base_id(ak);
-	int err = DG_ERR_SIGNATURE;
+	TPM2_ALG_ID hash = TPM2_ALG_NULL, scheme_key = TPM2_ALG_NULL;
+	TPM2_ALG_ID ak_type = EVP_PKEY_get_base_id(ak) == EVP_PKEY_RSA  ? TPM2_ALG_RSA
+	                      : EVP_PKEY_get_base_id(ak) == EVP_PKEY_EC ? TPM2_ALG_ECC
+	                                                                : TPM2_ALG_NULL;
+	int err;
 
-	switch (sig->sigAlg) {
-	case TPM2_ALG_RSASSA:
-	case TPM2_ALG_RSAPSS:
-		/* rsassa and rsapss share one layout in TPMU_SIGNATURE. */
-		if (key_type != EVP_PKEY_RSA || sig->signature.rsassa.hash != TPM2_ALG_SHA256)
-			goto out;
-		sig_bytes = sig->signature.rsassa.sig.buffer;
-		sig_len = sig->signature.rsassa.sig.size;
-		break;
-	case TPM2_ALG_ECDSA:
-		if (key_type != EVP_PKEY_EC || sig->signature.ecdsa.hash != TPM2_ALG_SHA256)
-			goto out;
+	/* Only the union member of a known scheme was filled by the unmarshaler;
+	 * rsassa and rsapss share one layout. */
+	if (sig->sigAlg == TPM2_ALG_RSASSA || sig->sigAlg == TPM2_ALG_RSAPSS)
+		hash = sig->signature.rsassa.hash;
+	else if (sig->sigAlg == TPM2_ALG_ECDSA)
+		hash = sig->signature.ecdsa.hash;
+	if ((err = dg_alg_sig_check(sig->sigAlg, hash, &scheme_key)) != DG_OK)
+		goto out;
+	err = DG_ERR_SIGNATURE;
+	if (scheme_key != ak_type)
+		goto out;
+	if (scheme_key == TPM2_ALG_ECC) {
 		if ((err = ecdsa_to_der(&sig->signature.ecdsa, der, &sig_len)) != DG_OK)
 			goto out;
 		sig_bytes = der;
-		break;
-	default:
-		goto out;
+	} else {
+		sig_bytes = sig->signature.rsassa.sig.buffer;
+		sig_len = sig->signature.rsassa.sig.size;
 	}
 	if ((ctx = EVP_MD_CTX_new()) == NULL) {
 		err = DG_ERR_NOMEM;
 		goto out;
 	}
-	if (EVP_DigestVerifyInit(ctx, &pctx, EVP_sha256(), NULL, ak) <= 0) {
+	if (EVP_DigestVerifyInit(ctx, &pctx, dg_alg_md(hash), NULL, ak) <= 0) {
 		err = DG_ERR_CRYPTO;
 		goto out;
 	}
@@ -116,22 +122,30 @@ check_signature(EVP_PKEY *ak, const uint8_t *attest, size_t attest_len,
 	}
 	err = EVP_DigestVerify(ctx, sig_bytes, sig_len, attest, attest_len) == 1 ? DG_OK
 	                                                                         : DG_ERR_SIGNATURE;
+	*hash_out = hash;
 out:
 	EVP_MD_CTX_free(ctx);
 	return err;
 }
 
-/* Exactly one bank, SHA-256, with only bit `pcr` set. */
+/*
+ * Exactly one bank, SHA-256 (the replay's), with only bit `pcr` set. A bank
+ * outside the allowlist (SHA-1) is DG_ERR_UNSUPPORTED, not a selection error.
+ */
 static int
 check_selection(const TPML_PCR_SELECTION *list, uint32_t pcr)
 {
 	const TPMS_PCR_SELECTION *sel = &list->pcrSelections[0];
 
-	if (list->count != 1 || sel->hash != TPM2_ALG_SHA256 ||
-	    sel->sizeofSelect > sizeof sel->pcrSelect || pcr / 8 >= sel->sizeofSelect)
+	if (list->count != 1)
+		return DG_ERR_PCR_SELECT;
+	if (dg_alg_hash_check(sel->hash, DG_ALG_PCR_BANK) != DG_OK)
+		return DG_ERR_UNSUPPORTED;
+	if (sel->hash != TPM2_ALG_SHA256 || sel->sizeofSelect > sizeof sel->pcrSelect ||
+	    pcr / 8 >= sel->sizeofSelect)
 		return DG_ERR_PCR_SELECT;
 	for (uint32_t i = 0; i < sel->sizeofSelect; i++) {
-		uint8_t want = i == pcr / 8 ? (uint8_t)(1u << (pcr % 8)) : 0;
+		uint8_t want = (uint8_t)(i == pcr / 8 ? 1u << (pcr % 8) : 0);
 		if (sel->pcrSelect[i] != want)
 			return DG_ERR_PCR_SELECT;
 	}
@@ -140,12 +154,13 @@ check_selection(const TPML_PCR_SELECTION *list, uint32_t pcr)
 
 /*
  * The checks every TPMS_ATTEST gets, in order: unmarshal (nothing trailing),
- * magic, type, signature by the AK, extraData (constant time).
+ * magic, type, signature by the AK (scheme and hash allowlisted), extraData
+ * (constant time). *sig_hash gets the signature's hash.
  */
 static int
 check_attest(EVP_PKEY *ak, const uint8_t *attest, size_t attest_len, const uint8_t *sig,
              size_t sig_len, const uint8_t *qualifying, size_t qualifying_len,
-             TPMI_ST_ATTEST type, TPMS_ATTEST *parsed)
+             TPMI_ST_ATTEST type, TPMS_ATTEST *parsed, TPM2_ALG_ID *sig_hash)
 {
 	TPMT_SIGNATURE signature;
 	size_t offset = 0;
@@ -170,7 +185,7 @@ check_attest(EVP_PKEY *ak, const uint8_t *attest, size_t attest_len, const uint8
 		return mu_error(rc);
 	if (offset != sig_len)
 		return DG_ERR_TRAILING;
-	if ((err = check_signature(ak, attest, attest_len, &signature)) != DG_OK)
+	if ((err = check_signature(ak, attest, attest_len, &signature, sig_hash)) != DG_OK)
 		return err;
 	if (parsed->extraData.size != qualifying_len ||
 	    CRYPTO_memcmp(parsed->extraData.buffer, qualifying, qualifying_len) != 0)
@@ -179,20 +194,20 @@ check_attest(EVP_PKEY *ak, const uint8_t *attest, size_t attest_len, const uint8
 }
 
 /*
- * A quote, up to and including the PCR selection; fills *parsed and, once
- * signature and extraData hold, *clock_out.
+ * A quote, up to and including the PCR selection; fills *parsed, *sig_hash
+ * and, once signature and extraData hold, *clock_out.
  */
 static int
 check_signed(EVP_PKEY *ak, const uint8_t *attest, size_t attest_len, const uint8_t *sig,
              size_t sig_len, const uint8_t *qualifying, size_t qualifying_len, uint32_t pcr,
-             TPMS_ATTEST *parsed, struct dg_quote_clock *clock_out)
+             TPMS_ATTEST *parsed, TPM2_ALG_ID *sig_hash, struct dg_quote_clock *clock_out)
 {
 	int err;
 
 	if (pcr >= TPM2_MAX_PCRS)
 		return DG_ERR_INVAL;
 	if ((err = check_attest(ak, attest, attest_len, sig, sig_len, qualifying, qualifying_len,
-	                        TPM2_ST_ATTEST_QUOTE, parsed)) != DG_OK)
+	                        TPM2_ST_ATTEST_QUOTE, parsed, sig_hash)) != DG_OK)
 		return err;
 	if (clock_out != NULL) {
 		clock_out->clock = parsed->clockInfo.clock;
@@ -209,13 +224,14 @@ dg_quote_check_certify(EVP_PKEY *ak, const uint8_t *attest, size_t attest_len,
                        size_t qualifying_len, const uint8_t *name, size_t name_len)
 {
 	TPMS_ATTEST parsed;
+	TPM2_ALG_ID sig_hash;
 	const TPM2B_NAME *certified;
 	int err;
 
 	if (name == NULL || name_len == 0)
 		return DG_ERR_INVAL;
 	if ((err = check_attest(ak, attest, attest_len, sig, sig_len, qualifying, qualifying_len,
-	                        TPM2_ST_ATTEST_CERTIFY, &parsed)) != DG_OK)
+	                        TPM2_ST_ATTEST_CERTIFY, &parsed, &sig_hash)) != DG_OK)
 		return err;
 	certified = &parsed.attested.certify.name;
 	if (certified->size != name_len || memcmp(certified->name, name, name_len) != 0)
@@ -229,9 +245,10 @@ dg_quote_check_signed(EVP_PKEY *ak, const uint8_t *attest, size_t attest_len,
                       size_t qualifying_len, uint32_t pcr, struct dg_quote_clock *clock_out)
 {
 	TPMS_ATTEST parsed;
+	TPM2_ALG_ID sig_hash;
 
 	return check_signed(ak, attest, attest_len, sig, sig_len, qualifying, qualifying_len, pcr,
-	                    &parsed, clock_out);
+	                    &parsed, &sig_hash, clock_out);
 }
 
 /* A decrease within one boot (or of the boot counter itself) is a replay or rollback. */
@@ -265,7 +282,8 @@ dg_quote_verify(EVP_PKEY *ak, const uint8_t *attest, size_t attest_len, const ui
                 struct dg_quote_clock *clock_out)
 {
 	TPMS_ATTEST parsed;
-	uint8_t digest[SHA256_LEN];
+	TPM2_ALG_ID sig_hash = TPM2_ALG_NULL;
+	uint8_t digest[EVP_MAX_MD_SIZE];
 	unsigned int digest_len = 0;
 	const TPM2B_DIGEST *quoted;
 	int err;
@@ -273,17 +291,18 @@ dg_quote_verify(EVP_PKEY *ak, const uint8_t *attest, size_t attest_len, const ui
 	if (expect == NULL || expect->pcr_value == NULL)
 		return DG_ERR_INVAL;
 	err = check_signed(ak, attest, attest_len, sig, sig_len, expect->qualifying,
-	                   expect->qualifying_len, expect->pcr, &parsed, clock_out);
+	                   expect->qualifying_len, expect->pcr, &parsed, &sig_hash, clock_out);
 	if (err != DG_OK)
 		return err;
 	if ((err = check_clock(&parsed.clockInfo, expect->last)) != DG_OK)
 		return err;
-	/* With one PCR selected, pcrDigest is the hash of that PCR's value alone. */
-	if (!EVP_Digest(expect->pcr_value, SHA256_LEN, digest, &digest_len, EVP_sha256(), NULL) ||
-	    digest_len != SHA256_LEN)
+	/* With one PCR selected, pcrDigest is the hash of that PCR's value alone,
+	 * taken with the signing scheme's hash (TPM2_Quote), not the bank's. */
+	if (!EVP_Digest(expect->pcr_value, SHA256_LEN, digest, &digest_len, dg_alg_md(sig_hash),
+	                NULL))
 		return DG_ERR_CRYPTO;
 	quoted = &parsed.attested.quote.pcrDigest;
-	if (quoted->size != SHA256_LEN || CRYPTO_memcmp(quoted->buffer, digest, SHA256_LEN) != 0)
+	if (quoted->size != digest_len || CRYPTO_memcmp(quoted->buffer, digest, digest_len) != 0)
 		return DG_ERR_PCR_DIGEST;
 	return DG_OK;
 }

@@ -12,12 +12,12 @@
 #include <tss2/tss2_mu.h>
 #include <tss2/tss2_tpm2_types.h>
 
+#include "driftgate/alg.h"
 #include "driftgate/err.h"
 
 #define RSA_KEY_BITS 2048
 #define RSA_DEFAULT_EXPONENT 65537u
 #define P256_COORD_LEN 32
-#define SHA256_LEN 32
 
 /* The TCG EK Credential Profile default (low range) templates L-1 and L-2. */
 static const TPMA_OBJECT ek_attributes =
@@ -51,6 +51,17 @@ check_ek_symmetric(const TPMT_SYM_DEF_OBJECT *sym)
 	return DG_OK;
 }
 
+/* An AK's scheme: one the allowlist (alg.h) accepts, for this key type. */
+static int
+check_sig_scheme(TPM2_ALG_ID scheme, TPM2_ALG_ID hash, TPM2_ALG_ID key_type)
+{
+	TPM2_ALG_ID scheme_key = TPM2_ALG_NULL;
+
+	if (dg_alg_sig_check(scheme, hash, &scheme_key) != DG_OK || scheme_key != key_type)
+		return DG_ERR_UNSUPPORTED;
+	return DG_OK;
+}
+
 static int
 check_rsa(const TPMT_PUBLIC *pub, enum dg_tpmkey_role role)
 {
@@ -70,10 +81,8 @@ check_rsa(const TPMT_PUBLIC *pub, enum dg_tpmkey_role role)
 	}
 	if (parms->symmetric.algorithm != TPM2_ALG_NULL)
 		return DG_ERR_UNSUPPORTED;
-	if ((parms->scheme.scheme != TPM2_ALG_RSASSA && parms->scheme.scheme != TPM2_ALG_RSAPSS) ||
-	    parms->scheme.details.anySig.hashAlg != TPM2_ALG_SHA256)
-		return DG_ERR_UNSUPPORTED;
-	return DG_OK;
+	return check_sig_scheme(parms->scheme.scheme, parms->scheme.details.anySig.hashAlg,
+	                        TPM2_ALG_RSA);
 }
 
 static int
@@ -100,10 +109,8 @@ check_ecc(const TPMT_PUBLIC *pub, enum dg_tpmkey_role role)
 		               parms->scheme.details.ecdh.hashAlg == TPM2_ALG_SHA256
 		       ? DG_OK
 		       : DG_ERR_UNSUPPORTED;
-	if (parms->scheme.scheme != TPM2_ALG_ECDSA ||
-	    parms->scheme.details.ecdsa.hashAlg != TPM2_ALG_SHA256)
-		return DG_ERR_UNSUPPORTED;
-	return DG_OK;
+	return check_sig_scheme(parms->scheme.scheme, parms->scheme.details.anySig.hashAlg,
+	                        TPM2_ALG_ECC);
 }
 
 static int
@@ -128,8 +135,8 @@ check_template(const TPMT_PUBLIC *pub, enum dg_tpmkey_role role)
 	}
 	if (pub->objectAttributes != want)
 		return DG_ERR_ATTRIBUTES;
-	/* Names are SHA-256 throughout driftgate, as in the default EK templates. */
-	if (pub->nameAlg != TPM2_ALG_SHA256)
+	/* SHA-256 in practice, as in the default EK templates (alg.h says why). */
+	if (dg_alg_hash_check(pub->nameAlg, DG_ALG_NAME) != DG_OK)
 		return DG_ERR_UNSUPPORTED;
 	switch (pub->type) {
 	case TPM2_ALG_RSA:
@@ -266,15 +273,17 @@ dg_tpmkey_import(const uint8_t *pub, size_t pub_len, enum dg_tpmkey_role role,
 	}
 	computed_name[0] = (uint8_t)(parsed.publicArea.nameAlg >> 8);
 	computed_name[1] = (uint8_t)parsed.publicArea.nameAlg;
-	if (!EVP_Digest(canonical, canonical_len, computed_name + 2, &digest_len, EVP_sha256(),
-	                NULL) || digest_len != SHA256_LEN) {
+	/* check_template let only an allowlisted nameAlg through. */
+	if (!EVP_Digest(canonical, canonical_len, computed_name + 2, &digest_len,
+	                dg_alg_md(parsed.publicArea.nameAlg), NULL) ||
+	    digest_len > DG_TPMKEY_MAX_NAME - 2) {
 		err = DG_ERR_CRYPTO;
 		goto out;
 	}
 	/* Outputs are written only once nothing can fail. */
 	if (name != NULL) {
-		memcpy(name, computed_name, 2 + SHA256_LEN);
-		*name_len = 2 + SHA256_LEN;
+		memcpy(name, computed_name, 2 + digest_len);
+		*name_len = 2 + digest_len;
 	}
 	if (out_key != NULL) {
 		*out_key = key;

@@ -35,9 +35,11 @@ struct dg_quote_expect {
 /*
  * Verify a quote. attest is a marshaled TPMS_ATTEST (the contents of
  * TPM2B_ATTEST), sig a marshaled TPMT_SIGNATURE. Checks run in order and the
- * first failure is returned: DG_ERR_FORMAT/TRUNCATED/TRAILING, DG_ERR_SIGNATURE,
- * DG_ERR_NONCE (extraData), DG_ERR_PCR_SELECT, DG_ERR_CLOCK (counters or clock
- * went backwards), DG_ERR_PCR_DIGEST. clock_out (may be NULL) receives the
+ * first failure is returned: DG_ERR_FORMAT/TRUNCATED/TRAILING,
+ * DG_ERR_UNSUPPORTED (signature scheme or hash outside alg.h's allowlist),
+ * DG_ERR_SIGNATURE, DG_ERR_NONCE (extraData), DG_ERR_PCR_SELECT (or
+ * DG_ERR_UNSUPPORTED for a bank outside the allowlist), DG_ERR_CLOCK (counters
+ * or clock went backwards), DG_ERR_PCR_DIGEST. clock_out (may be NULL) receives the
  * quote's clockInfo once the signature and extraData check out.
  * A resetCount increase (reboot) is not an error here; callers that detect
  * one via clock_out must replay from the start of the log.

@@ -24,7 +24,8 @@ enum dg_tpmkey_role {
 /*
  * Check that pub (TPM2B_PUBLIC bytes, nothing trailing) is an RSA-2048 or
  * ECC P-256 key (BIND: ECC only) with exactly the attributes the role requires
- * (DG_ERR_ATTRIBUTES otherwise), and optionally convert it.
+ * (DG_ERR_ATTRIBUTES otherwise), whose nameAlg and (AK) signing scheme are in
+ * alg.h's allowlist (DG_ERR_UNSUPPORTED otherwise), and optionally convert it.
  * out_key (may be NULL) receives a new EVP_PKEY the caller frees.
  * name/name_len (may be NULL) receive the TPM name: nameAlg || H(TPMT_PUBLIC).
  */

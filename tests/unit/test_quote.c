@@ -1,12 +1,21 @@
 /*
  * dg_quote_verify against quotes made by tpm2_quote on a real swtpm, with
- * PCR values read by tpm2_pcrread and clockInfo decoded by tpm2_print.
+ * PCR values read by tpm2_pcrread and clockInfo decoded by tpm2_print; and,
+ * for the algorithm allowlist, against quotes marshaled with Tss2_MU and
+ * signed with OpenSSL, so that every scheme and hash can be tried.
  */
 #include <check.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+#include <openssl/bn.h>
+#include <openssl/core_names.h>
+#include <openssl/ec.h>
+#include <openssl/param_build.h>
+#include <openssl/rsa.h>
+#include <tss2/tss2_mu.h>
 
 #include "driftgate/err.h"
 #include "driftgate/quote.h"
@@ -25,9 +34,11 @@ static char *work;
 static pid_t swtpm_pid;
 static uint8_t qualifying[DG_QUOTE_NONCE_LEN]; /* extraData: the verifier's nonce */
 static uint8_t pcr_value[32];
-static EVP_PKEY *ak_rsa, *ak_pss, *ak_ecc;
+static EVP_PKEY *ak_rsa, *ak_pss, *ak_ecc, *ak_rsa384, *ak_ecc384, *ak_rsa1;
 static struct blob q_rsa, s_rsa, q_pss, s_pss, q_ecc, s_ecc, q_other, s_other;
 static struct blob q_two, s_two, q_sha1, s_sha1, q_banks, s_banks;
+/* Signed with sha384 and sha1 schemes (the AK's scheme hash, tpm2_createak -g). */
+static struct blob q_rsa384, s_rsa384, q_ecc384, s_ecc384, q_rsa1, s_rsa1;
 static struct dg_quote_clock rsa_clock; /* from tpm2_print */
 
 static struct blob
@@ -52,11 +63,57 @@ load_ak(const char *file)
 	return key;
 }
 
+/*
+ * The sha1 AK is refused by dg_tpmkey_import (its scheme hash), so build its
+ * OpenSSL key from the TPM2B_PUBLIC directly: the quote test must show that a
+ * valid sha1 signature by a key the verifier holds is still refused.
+ */
+static EVP_PKEY *
+load_rsa_ak_unchecked(const char *file)
+{
+	struct blob pub = load(file);
+	TPM2B_PUBLIC parsed = { 0 };
+	size_t offset = 0;
+	EVP_PKEY *key = NULL;
+
+	ck_assert_int_eq(dg_tpmkey_import(pub.data, pub.len, DG_TPMKEY_AK, NULL, NULL, NULL),
+	                 DG_ERR_UNSUPPORTED);
+	ck_assert_int_eq(Tss2_MU_TPM2B_PUBLIC_Unmarshal(pub.data, pub.len, &offset, &parsed), 0);
+	ck_assert_uint_eq(parsed.publicArea.parameters.rsaDetail.scheme.details.rsassa.hashAlg,
+	                  TPM2_ALG_SHA1);
+	BIGNUM *n = BN_bin2bn(parsed.publicArea.unique.rsa.buffer, parsed.publicArea.unique.rsa.size,
+	                      NULL);
+	BIGNUM *e = BN_new();
+	ck_assert_int_eq(BN_set_word(e, 65537), 1);
+	OSSL_PARAM_BLD *bld = OSSL_PARAM_BLD_new();
+	ck_assert_int_eq(OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_N, n), 1);
+	ck_assert_int_eq(OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_E, e), 1);
+	OSSL_PARAM *params = OSSL_PARAM_BLD_to_param(bld);
+	EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_name(NULL, "RSA", NULL);
+	ck_assert_int_eq(EVP_PKEY_fromdata_init(ctx), 1);
+	ck_assert_int_eq(EVP_PKEY_fromdata(ctx, &key, EVP_PKEY_PUBLIC_KEY, params), 1);
+	EVP_PKEY_CTX_free(ctx);
+	OSSL_PARAM_free(params);
+	OSSL_PARAM_BLD_free(bld);
+	BN_free(n);
+	BN_free(e);
+	free(pub.data);
+	return key;
+}
+
+static void
+quote_hash(const char *ak, const char *scheme, const char *hash, const char *sel,
+           const char *out, const char *hex)
+{
+	ck_assert_int_eq(tu_tpm2(work, "tpm2_quote -c %s.ctx --scheme %s -l %s -q %s -g %s "
+	                               "-m %s.msg -s %s.sig", ak, scheme, sel, hex, hash, out, out),
+	                 0);
+}
+
 static void
 quote(const char *ak, const char *scheme, const char *sel, const char *out, const char *hex)
 {
-	ck_assert_int_eq(tu_tpm2(work, "tpm2_quote -c %s.ctx --scheme %s -l %s -q %s -g sha256 "
-	                               "-m %s.msg -s %s.sig", ak, scheme, sel, hex, out, out), 0);
+	quote_hash(ak, scheme, "sha256", sel, out, hex);
 }
 
 static void
@@ -80,14 +137,17 @@ setup_tpm(void)
 
 	ck_assert_int_eq(tu_tpm2(work, "tpm2_createek -c 0x81010001 -G rsa -u ek.pub"), 0);
 	static const char *const aks[][2] = {
-		{ "ak_rsa", "-G rsa -s rsassa" },
-		{ "ak_pss", "-G rsa -s rsapss" },
-		{ "ak_ecc", "-G ecc -s ecdsa" },
-		{ "ak_other", "-G rsa -s rsassa" },
+		{ "ak_rsa", "-G rsa -s rsassa -g sha256" },
+		{ "ak_pss", "-G rsa -s rsapss -g sha256" },
+		{ "ak_ecc", "-G ecc -s ecdsa -g sha256" },
+		{ "ak_other", "-G rsa -s rsassa -g sha256" },
+		{ "ak_rsa384", "-G rsa -s rsassa -g sha384" },
+		{ "ak_ecc384", "-G ecc -s ecdsa -g sha384" },
+		{ "ak_rsa1", "-G rsa -s rsassa -g sha1" },
 	};
 	for (size_t i = 0; i < sizeof aks / sizeof aks[0]; i++)
-		ck_assert_int_eq(tu_tpm2(work, "tpm2_createak -C 0x81010001 -c %s.ctx %s -g sha256 "
-		                               "-u %s.pub", aks[i][0], aks[i][1], aks[i][0]), 0);
+		ck_assert_int_eq(tu_tpm2(work, "tpm2_createak -C 0x81010001 -c %s.ctx %s -u %s.pub",
+		                         aks[i][0], aks[i][1], aks[i][0]), 0);
 	ck_assert_int_eq(tu_tpm2(work, "tpm2_pcrextend %d:sha256=%s", PCR,
 	                         "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"),
 	                 0);
@@ -99,6 +159,9 @@ setup_tpm(void)
 	quote("ak_rsa", "rsassa", "sha256:16,17", "two", hex);
 	quote("ak_rsa", "rsassa", "sha1:16", "sha1", hex);
 	quote("ak_rsa", "rsassa", "sha1:16+sha256:16", "banks", hex);
+	quote_hash("ak_rsa384", "rsassa", "sha384", "sha256:16", "rsa384", hex);
+	quote_hash("ak_ecc384", "ecdsa", "sha384", "sha256:16", "ecc384", hex);
+	quote_hash("ak_rsa1", "rsassa", "sha1", "sha256:16", "rsa1", hex);
 	ck_assert_int_eq(tu_tpm2(work, "tpm2_print -t TPMS_ATTEST rsa.msg | awk '/ clock:/ {c=$2} "
 	                               "/resetCount:/ {r=$2} /restartCount:/ {s=$2} /safe:/ {f=$2} "
 	                               "END {print c, r, s, f}' > rsa.clock"), 0);
@@ -117,6 +180,9 @@ setup_tpm(void)
 	ak_rsa = load_ak("ak_rsa.pub");
 	ak_pss = load_ak("ak_pss.pub");
 	ak_ecc = load_ak("ak_ecc.pub");
+	ak_rsa384 = load_ak("ak_rsa384.pub");
+	ak_ecc384 = load_ak("ak_ecc384.pub");
+	ak_rsa1 = load_rsa_ak_unchecked("ak_rsa1.pub");
 	q_rsa = load("rsa.msg"), s_rsa = load("rsa.sig");
 	q_pss = load("pss.msg"), s_pss = load("pss.sig");
 	q_ecc = load("ecc.msg"), s_ecc = load("ecc.sig");
@@ -124,6 +190,9 @@ setup_tpm(void)
 	q_two = load("two.msg"), s_two = load("two.sig");
 	q_sha1 = load("sha1.msg"), s_sha1 = load("sha1.sig");
 	q_banks = load("banks.msg"), s_banks = load("banks.sig");
+	q_rsa384 = load("rsa384.msg"), s_rsa384 = load("rsa384.sig");
+	q_ecc384 = load("ecc384.msg"), s_ecc384 = load("ecc384.sig");
+	q_rsa1 = load("rsa1.msg"), s_rsa1 = load("rsa1.sig");
 }
 
 static void
@@ -136,8 +205,12 @@ teardown_tpm(void)
 	EVP_PKEY_free(ak_rsa);
 	EVP_PKEY_free(ak_pss);
 	EVP_PKEY_free(ak_ecc);
+	EVP_PKEY_free(ak_rsa384);
+	EVP_PKEY_free(ak_ecc384);
+	EVP_PKEY_free(ak_rsa1);
 	struct blob *all[] = { &q_rsa, &s_rsa, &q_pss, &s_pss, &q_ecc, &s_ecc, &q_other,
-	                       &s_other, &q_two, &s_two, &q_sha1, &s_sha1, &q_banks, &s_banks };
+	                       &s_other, &q_two, &s_two, &q_sha1, &s_sha1, &q_banks, &s_banks,
+	                       &q_rsa384, &s_rsa384, &q_ecc384, &s_ecc384, &q_rsa1, &s_rsa1 };
 	for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
 		free(all[i]->data);
 }
@@ -178,6 +251,25 @@ START_TEST(tpm_quotes_verify)
 	ck_assert_int_eq(dg_quote_check_signed(ak_ecc, q_ecc.data, q_ecc.len, s_ecc.data,
 	                                       s_ecc.len, qualifying, sizeof qualifying, PCR,
 	                                       NULL), DG_OK);
+	/* sha384 schemes: the TPM takes pcrDigest with the scheme's hash (48 bytes). */
+	ck_assert_int_eq(verify(ak_rsa384, &q_rsa384, &s_rsa384, &e), DG_OK);
+	ck_assert_int_eq(verify(ak_ecc384, &q_ecc384, &s_ecc384, &e), DG_OK);
+}
+END_TEST
+
+/* SHA-1 from a genuine TPM: a quote signed with a sha1 scheme, and a quote of
+ * the sha1 bank, are refused as algorithms, whatever else holds. */
+START_TEST(tpm_sha1_is_refused)
+{
+	struct dg_quote_expect e = expect_default();
+
+	ck_assert_int_eq(verify(ak_rsa1, &q_rsa1, &s_rsa1, &e), DG_ERR_UNSUPPORTED);
+	ck_assert_int_eq(dg_quote_check_signed(ak_rsa1, q_rsa1.data, q_rsa1.len, s_rsa1.data,
+	                                       s_rsa1.len, qualifying, sizeof qualifying, PCR,
+	                                       NULL), DG_ERR_UNSUPPORTED);
+	ck_assert_int_eq(verify(ak_rsa, &q_sha1, &s_sha1, &e), DG_ERR_UNSUPPORTED);
+	/* Two banks are a selection error before any bank is looked at. */
+	ck_assert_int_eq(verify(ak_rsa, &q_banks, &s_banks, &e), DG_ERR_PCR_SELECT);
 }
 END_TEST
 
@@ -271,7 +363,6 @@ START_TEST(wrong_selection_is_pcr_select_error)
 	ck_assert_int_eq(verify(ak_rsa, &q_rsa, &s_rsa, &e), DG_ERR_PCR_SELECT);
 	e.pcr = PCR;
 	ck_assert_int_eq(verify(ak_rsa, &q_two, &s_two, &e), DG_ERR_PCR_SELECT);
-	ck_assert_int_eq(verify(ak_rsa, &q_sha1, &s_sha1, &e), DG_ERR_PCR_SELECT);
 	ck_assert_int_eq(verify(ak_rsa, &q_banks, &s_banks, &e), DG_ERR_PCR_SELECT);
 	ck_assert_int_eq(dg_quote_check_signed(ak_rsa, q_two.data, q_two.len, s_two.data,
 	                                       s_two.len, qualifying, sizeof qualifying, PCR,
@@ -399,6 +490,240 @@ START_TEST(checks_run_in_documented_order)
 }
 END_TEST
 
+/* ---- Quotes made without a TPM: every scheme and hash the allowlist decides on ---- */
+
+static EVP_PKEY *soft_rsa, *soft_ecc;
+static const uint8_t soft_pcr[32] = { 0x5a, 0x01, 0x02, 0x03, [31] = 0xa5 };
+
+static void
+setup_soft(void)
+{
+	for (size_t i = 0; i < sizeof qualifying; i++)
+		qualifying[i] = (uint8_t)(0x40 + i);
+	ck_assert_ptr_nonnull(soft_rsa = EVP_RSA_gen(2048));
+	ck_assert_ptr_nonnull(soft_ecc = EVP_EC_gen("P-256"));
+}
+
+static void
+teardown_soft(void)
+{
+	EVP_PKEY_free(soft_rsa);
+	EVP_PKEY_free(soft_ecc);
+}
+
+static const EVP_MD *
+soft_md(TPM2_ALG_ID hash)
+{
+	switch (hash) {
+	case TPM2_ALG_SHA1: return EVP_sha1();
+	case TPM2_ALG_SHA256: return EVP_sha256();
+	case TPM2_ALG_SHA384: return EVP_sha384();
+	case TPM2_ALG_SHA512: return EVP_sha512();
+	default: ck_abort_msg("hash %#x", hash); return NULL;
+	}
+}
+
+static struct blob
+soft_marshal_sig(const TPMT_SIGNATURE *sig)
+{
+	struct blob s = { malloc(DG_QUOTE_MAX_SIG), 0 };
+	ck_assert_int_eq(Tss2_MU_TPMT_SIGNATURE_Marshal(sig, s.data, DG_QUOTE_MAX_SIG, &s.len),
+	                 TSS2_RC_SUCCESS);
+	return s;
+}
+
+/*
+ * A quote of PCR in bank, as a TPM would make it with an AK whose scheme is
+ * sig_alg over hash: TPMS_ATTEST marshaled with Tss2_MU, pcrDigest taken with
+ * hash (as TPM2_Quote does), signed by OpenSSL.
+ */
+static void
+soft_quote(EVP_PKEY *key, TPM2_ALG_ID sig_alg, TPM2_ALG_ID hash, TPM2_ALG_ID bank,
+           struct blob *q, struct blob *s)
+{
+	TPMS_ATTEST a = { 0 };
+	TPMT_SIGNATURE sig = { .sigAlg = sig_alg };
+	TPMS_PCR_SELECTION *sel = &a.attested.quote.pcrSelect.pcrSelections[0];
+	const EVP_MD *md = soft_md(hash);
+	uint8_t der[512];
+	size_t der_len = sizeof der;
+	unsigned int digest_len = 0;
+
+	a.magic = TPM2_GENERATED_VALUE;
+	a.type = TPM2_ST_ATTEST_QUOTE;
+	a.extraData.size = sizeof qualifying;
+	memcpy(a.extraData.buffer, qualifying, sizeof qualifying);
+	a.clockInfo.clock = 1000;
+	a.clockInfo.safe = 1;
+	a.attested.quote.pcrSelect.count = 1;
+	sel->hash = bank;
+	sel->sizeofSelect = 3;
+	sel->pcrSelect[PCR / 8] = 1u << (PCR % 8);
+	ck_assert_int_eq(EVP_Digest(soft_pcr, sizeof soft_pcr, a.attested.quote.pcrDigest.buffer,
+	                            &digest_len, md, NULL), 1);
+	a.attested.quote.pcrDigest.size = (UINT16)digest_len;
+	q->data = malloc(DG_QUOTE_MAX_ATTEST);
+	q->len = 0;
+	ck_assert_int_eq(Tss2_MU_TPMS_ATTEST_Marshal(&a, q->data, DG_QUOTE_MAX_ATTEST, &q->len),
+	                 TSS2_RC_SUCCESS);
+
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	EVP_PKEY_CTX *pctx = NULL;
+	ck_assert_int_eq(EVP_DigestSignInit(ctx, &pctx, md, NULL, key), 1);
+	if (sig_alg == TPM2_ALG_RSAPSS) {
+		ck_assert_int_eq(EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PSS_PADDING), 1);
+		ck_assert_int_eq(EVP_PKEY_CTX_set_rsa_pss_saltlen(pctx, RSA_PSS_SALTLEN_DIGEST), 1);
+	}
+	ck_assert_int_eq(EVP_DigestSign(ctx, der, &der_len, q->data, q->len), 1);
+	EVP_MD_CTX_free(ctx);
+	if (sig_alg == TPM2_ALG_ECDSA) {
+		const unsigned char *p = der;
+		ECDSA_SIG *es = d2i_ECDSA_SIG(NULL, &p, (long)der_len);
+		TPMS_SIGNATURE_ECC *ecc = &sig.signature.ecdsa;
+		ck_assert_ptr_nonnull(es);
+		ecc->hash = hash;
+		ecc->signatureR.size = ecc->signatureS.size = 32;
+		ck_assert_int_eq(BN_bn2binpad(ECDSA_SIG_get0_r(es), ecc->signatureR.buffer, 32), 32);
+		ck_assert_int_eq(BN_bn2binpad(ECDSA_SIG_get0_s(es), ecc->signatureS.buffer, 32), 32);
+		ECDSA_SIG_free(es);
+	} else {
+		sig.signature.rsassa.hash = hash;
+		sig.signature.rsassa.sig.size = (UINT16)der_len;
+		memcpy(sig.signature.rsassa.sig.buffer, der, der_len);
+	}
+	*s = soft_marshal_sig(&sig);
+}
+
+static const struct {
+	EVP_PKEY **key;
+	TPM2_ALG_ID sig_alg;
+} soft_schemes[] = {
+	{ &soft_rsa, TPM2_ALG_RSASSA },
+	{ &soft_rsa, TPM2_ALG_RSAPSS },
+	{ &soft_ecc, TPM2_ALG_ECDSA },
+};
+
+static int
+soft_verify(EVP_PKEY *key, const struct blob *q, const struct blob *s)
+{
+	struct dg_quote_expect e = expect_default();
+
+	e.pcr_value = soft_pcr;
+	return verify(key, q, s, &e);
+}
+
+START_TEST(allowlisted_schemes_verify)
+{
+	static const TPM2_ALG_ID hashes[] = { TPM2_ALG_SHA256, TPM2_ALG_SHA384 };
+
+	for (size_t i = 0; i < sizeof soft_schemes / sizeof soft_schemes[0]; i++) {
+		for (size_t h = 0; h < sizeof hashes / sizeof hashes[0]; h++) {
+			struct blob q, s;
+			soft_quote(*soft_schemes[i].key, soft_schemes[i].sig_alg, hashes[h],
+			           TPM2_ALG_SHA256, &q, &s);
+			ck_assert_msg(soft_verify(*soft_schemes[i].key, &q, &s) == DG_OK,
+			              "scheme %#x hash %#x", soft_schemes[i].sig_alg, hashes[h]);
+			/* And a flipped bit still fails as a signature: the quote was checked. */
+			q.data[q.len - 1] ^= 1;
+			ck_assert_int_eq(soft_verify(*soft_schemes[i].key, &q, &s), DG_ERR_SIGNATURE);
+			free(q.data);
+			free(s.data);
+		}
+	}
+}
+END_TEST
+
+START_TEST(sha1_and_unlisted_hashes_are_refused)
+{
+	static const TPM2_ALG_ID hashes[] = { TPM2_ALG_SHA1, TPM2_ALG_SHA512 };
+	struct dg_quote_expect e = expect_default();
+	uint8_t other[DG_QUOTE_NONCE_LEN] = { 0 };
+
+	e.pcr_value = soft_pcr;
+	for (size_t i = 0; i < sizeof soft_schemes / sizeof soft_schemes[0]; i++) {
+		for (size_t h = 0; h < sizeof hashes / sizeof hashes[0]; h++) {
+			EVP_PKEY *key = *soft_schemes[i].key;
+			struct blob q, s;
+			soft_quote(key, soft_schemes[i].sig_alg, hashes[h], TPM2_ALG_SHA256, &q, &s);
+			/* A valid signature by the right key, over the right nonce and PCR. */
+			ck_assert_msg(verify(key, &q, &s, &e) == DG_ERR_UNSUPPORTED, "scheme %#x hash %#x",
+			              soft_schemes[i].sig_alg, hashes[h]);
+			ck_assert_int_eq(dg_quote_check_signed(key, q.data, q.len, s.data, s.len,
+			                                       qualifying, sizeof qualifying, PCR, NULL),
+			                 DG_ERR_UNSUPPORTED);
+			/* Refused before the signature and the nonce are looked at. */
+			q.data[q.len - 1] ^= 1;
+			e.qualifying = other;
+			ck_assert_int_eq(verify(key, &q, &s, &e), DG_ERR_UNSUPPORTED);
+			e.qualifying = qualifying;
+			free(q.data);
+			free(s.data);
+		}
+	}
+}
+END_TEST
+
+START_TEST(unlisted_schemes_are_refused)
+{
+	struct blob q, s;
+	TPMT_SIGNATURE hmac = { .sigAlg = TPM2_ALG_HMAC };
+	TPMT_SIGNATURE none = { .sigAlg = TPM2_ALG_NULL };
+
+	hmac.signature.hmac.hashAlg = TPM2_ALG_SHA256;
+	soft_quote(soft_ecc, TPM2_ALG_ECDSA, TPM2_ALG_SHA256, TPM2_ALG_SHA256, &q, &s);
+	ck_assert_int_eq(soft_verify(soft_ecc, &q, &s), DG_OK);
+	/* The other ECC schemes share ECDSA's layout: same bytes, other sigAlg. */
+	static const TPM2_ALG_ID ecc_schemes[] = { TPM2_ALG_ECDAA, TPM2_ALG_SM2,
+		                                   TPM2_ALG_ECSCHNORR };
+	for (size_t i = 0; i < sizeof ecc_schemes / sizeof ecc_schemes[0]; i++) {
+		s.data[0] = (uint8_t)(ecc_schemes[i] >> 8);
+		s.data[1] = (uint8_t)ecc_schemes[i];
+		ck_assert_msg(soft_verify(soft_ecc, &q, &s) == DG_ERR_UNSUPPORTED, "scheme %#x",
+		              ecc_schemes[i]);
+	}
+	free(s.data);
+	s = soft_marshal_sig(&hmac);
+	ck_assert_int_eq(soft_verify(soft_ecc, &q, &s), DG_ERR_UNSUPPORTED);
+	free(s.data);
+	s = soft_marshal_sig(&none);
+	ck_assert_int_eq(soft_verify(soft_ecc, &q, &s), DG_ERR_UNSUPPORTED);
+	free(s.data);
+	free(q.data);
+}
+END_TEST
+
+START_TEST(sha1_pcr_bank_is_refused)
+{
+	struct dg_quote_expect e = expect_default();
+	uint8_t other[DG_QUOTE_NONCE_LEN] = { 0 };
+	struct blob q, s;
+
+	e.pcr_value = soft_pcr;
+	/* Signed with an allowlisted scheme: only the bank is wrong. */
+	soft_quote(soft_rsa, TPM2_ALG_RSASSA, TPM2_ALG_SHA256, TPM2_ALG_SHA1, &q, &s);
+	ck_assert_int_eq(verify(soft_rsa, &q, &s, &e), DG_ERR_UNSUPPORTED);
+	/* After the nonce (a selection is only read once the quote is fresh), and
+	 * before the PCR index. */
+	e.qualifying = other;
+	ck_assert_int_eq(verify(soft_rsa, &q, &s, &e), DG_ERR_NONCE);
+	e.qualifying = qualifying;
+	e.pcr = 3;
+	ck_assert_int_eq(verify(soft_rsa, &q, &s, &e), DG_ERR_UNSUPPORTED);
+	e.pcr = PCR;
+	free(q.data);
+	free(s.data);
+	/* sha384 is a sound bank but not the replay's: not accepted for decisions. */
+	soft_quote(soft_rsa, TPM2_ALG_RSASSA, TPM2_ALG_SHA256, TPM2_ALG_SHA384, &q, &s);
+	ck_assert_int_eq(verify(soft_rsa, &q, &s, &e), DG_ERR_UNSUPPORTED);
+	free(q.data);
+	free(s.data);
+	soft_quote(soft_rsa, TPM2_ALG_RSASSA, TPM2_ALG_SHA256, TPM2_ALG_SHA256, &q, &s);
+	ck_assert_int_eq(verify(soft_rsa, &q, &s, &e), DG_OK);
+	free(q.data);
+	free(s.data);
+}
+END_TEST
+
 static Suite *
 quote_suite(void)
 {
@@ -406,6 +731,7 @@ quote_suite(void)
 	TCase *tc = tcase_create("swtpm");
 	tcase_add_unchecked_fixture(tc, setup_tpm, teardown_tpm);
 	tcase_add_test(tc, tpm_quotes_verify);
+	tcase_add_test(tc, tpm_sha1_is_refused);
 	tcase_add_test(tc, flipped_attest_byte_fails);
 	tcase_add_test(tc, flipped_signature_byte_fails);
 	tcase_add_test(tc, signature_from_another_key_fails);
@@ -416,6 +742,13 @@ quote_suite(void)
 	tcase_add_test(tc, clock_going_backwards_is_refused);
 	tcase_add_test(tc, checks_run_in_documented_order);
 	suite_add_tcase(s, tc);
+	TCase *soft = tcase_create("allowlist");
+	tcase_add_unchecked_fixture(soft, setup_soft, teardown_soft);
+	tcase_add_test(soft, allowlisted_schemes_verify);
+	tcase_add_test(soft, sha1_and_unlisted_hashes_are_refused);
+	tcase_add_test(soft, unlisted_schemes_are_refused);
+	tcase_add_test(soft, sha1_pcr_bank_is_refused);
+	suite_add_tcase(s, soft);
 	return s;
 }
 

@@ -1,13 +1,18 @@
 /*
  * dg_tpmkey_import against keys made by tpm2-tools on a real swtpm: names must
  * equal the ones tpm2-tools reports, keys the PEM tpm2_readpublic exports.
+ * The algorithm allowlist is also tried on public areas marshaled with
+ * Tss2_MU from OpenSSL keys.
  */
 #include <check.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/bn.h>
+#include <openssl/core_names.h>
 #include <openssl/pem.h>
+#include <tss2/tss2_mu.h>
 
 #include "driftgate/err.h"
 #include "driftgate/tpmkey.h"
@@ -35,12 +40,14 @@ setup_tpm(void)
 	ck_assert_int_eq(tu_tpm2(work, "tpm2_createek -c 0x81010002 -G ecc -u ek_ecc.pub && "
 	                               "tpm2_readpublic -c 0x81010002 -n ek_ecc.name"), 0);
 	static const char *const aks[][2] = {
-		{ "ak_rsassa", "-G rsa -s rsassa" },
-		{ "ak_rsapss", "-G rsa -s rsapss" },
-		{ "ak_ecc", "-G ecc -s ecdsa" },
+		{ "ak_rsassa", "-G rsa -s rsassa -g sha256" },
+		{ "ak_rsapss", "-G rsa -s rsapss -g sha256" },
+		{ "ak_ecc", "-G ecc -s ecdsa -g sha256" },
+		{ "ak_rsa384", "-G rsa -s rsassa -g sha384" }, /* scheme hash, nameAlg stays sha256 */
+		{ "ak_rsa1", "-G rsa -s rsassa -g sha1" },
 	};
 	for (size_t i = 0; i < sizeof aks / sizeof aks[0]; i++) {
-		ck_assert_int_eq(tu_tpm2(work, "tpm2_createak -C 0x81010001 -c %s.ctx %s -g sha256 "
+		ck_assert_int_eq(tu_tpm2(work, "tpm2_createak -C 0x81010001 -c %s.ctx %s "
 		                               "-u %s.pub -n %s.name", aks[i][0], aks[i][1],
 		                         aks[i][0], aks[i][0]), 0);
 		ck_assert_int_eq(tu_tpm2(work, "tpm2_readpublic -c %s.ctx -f pem -o %s.pem",
@@ -58,6 +65,11 @@ setup_tpm(void)
 	                               "-a 'fixedtpm|fixedparent|sensitivedataorigin|userwithauth|"
 	                               "sign' -c unrestricted.ctx && "
 	                               "tpm2_readpublic -c unrestricted.ctx -o unrestricted.pub"), 0);
+	/* An AK in every other respect, whose TPM name is a SHA-1 digest. */
+	ck_assert_int_eq(tu_tpm2(work, "tpm2_createprimary -C o -g sha1 -G ecc256:ecdsa-sha256:null "
+	                               "-a 'fixedtpm|fixedparent|sensitivedataorigin|userwithauth|"
+	                               "restricted|sign' -c name_sha1.ctx && "
+	                               "tpm2_readpublic -c name_sha1.ctx -o name_sha1.pub"), 0);
 }
 
 static void
@@ -131,6 +143,12 @@ START_TEST(ak_ecc_imports_with_tpm_name)
 }
 END_TEST
 
+START_TEST(ak_sha384_scheme_imports_with_tpm_name)
+{
+	check_import("ak_rsa384", DG_TPMKEY_AK, 1);
+}
+END_TEST
+
 START_TEST(ek_rsa_imports_with_tpm_name)
 {
 	check_import("ek_rsa", DG_TPMKEY_EK, 0);
@@ -176,6 +194,14 @@ START_TEST(ak_lookalikes_are_refused)
 	ck_assert_int_eq(import_file("noda.pub", DG_TPMKEY_AK), DG_ERR_ATTRIBUTES);
 	ck_assert_int_eq(import_file("unrestricted.pub", DG_TPMKEY_AK), DG_ERR_ATTRIBUTES);
 	ck_assert_int_eq(import_file("ak_p384.pub", DG_TPMKEY_AK), DG_ERR_UNSUPPORTED);
+}
+END_TEST
+
+/* SHA-1 keys from a genuine TPM: a sha1 signing scheme, a sha1 name. */
+START_TEST(tpm_sha1_keys_are_refused)
+{
+	ck_assert_int_eq(import_file("ak_rsa1.pub", DG_TPMKEY_AK), DG_ERR_UNSUPPORTED);
+	ck_assert_int_eq(import_file("name_sha1.pub", DG_TPMKEY_AK), DG_ERR_UNSUPPORTED);
 }
 END_TEST
 
@@ -245,10 +271,13 @@ START_TEST(modified_template_fields_are_refused)
 		uint8_t value;
 		int err;
 	} edits[] = {
-		{ 5, 0x0c, DG_ERR_UNSUPPORTED }, /* nameAlg sha384 */
+		{ 5, 0x0c, DG_ERR_UNSUPPORTED }, /* nameAlg sha384: not for names */
+		{ 5, 0x04, DG_ERR_UNSUPPORTED }, /* nameAlg sha1 */
 		{ 9, 0x76, DG_ERR_ATTRIBUTES },  /* + stClear */
 		{ 7, 0x03, DG_ERR_ATTRIBUTES },  /* sign -> decrypt */
-		{ 17, 0x0c, DG_ERR_UNSUPPORTED }, /* scheme hash sha384 */
+		{ 17, 0x0c, DG_OK },              /* scheme hash sha384: allowlisted */
+		{ 17, 0x04, DG_ERR_UNSUPPORTED }, /* scheme hash sha1 */
+		{ 17, 0x0d, DG_ERR_UNSUPPORTED }, /* scheme hash sha512: not listed */
 		{ 15, 0x17, DG_ERR_UNSUPPORTED }, /* scheme OAEP */
 		{ 23, 0x03, DG_ERR_UNSUPPORTED }, /* exponent 3 */
 	};
@@ -268,6 +297,173 @@ START_TEST(modified_template_fields_are_refused)
 }
 END_TEST
 
+/* ---- Public areas marshaled from OpenSSL keys: the allowlist, field by field ---- */
+
+static EVP_PKEY *soft_rsa, *soft_ecc;
+
+static void
+setup_soft(void)
+{
+	ck_assert_ptr_nonnull(soft_rsa = EVP_RSA_gen(2048));
+	ck_assert_ptr_nonnull(soft_ecc = EVP_EC_gen("P-256"));
+}
+
+static void
+teardown_soft(void)
+{
+	EVP_PKEY_free(soft_rsa);
+	EVP_PKEY_free(soft_ecc);
+}
+
+/* An AK template (tpm2_createak's) around an OpenSSL key, or an EK template (L-1, L-2). */
+static TPMT_PUBLIC
+soft_template(EVP_PKEY *key, enum dg_tpmkey_role role, TPM2_ALG_ID name_alg,
+              TPM2_ALG_ID scheme, TPM2_ALG_ID scheme_hash)
+{
+	TPMT_PUBLIC t = { .nameAlg = name_alg };
+
+	if (role == DG_TPMKEY_AK) {
+		t.objectAttributes = TPMA_OBJECT_FIXEDTPM | TPMA_OBJECT_FIXEDPARENT |
+		                     TPMA_OBJECT_SENSITIVEDATAORIGIN | TPMA_OBJECT_USERWITHAUTH |
+		                     TPMA_OBJECT_RESTRICTED | TPMA_OBJECT_SIGN_ENCRYPT;
+	} else {
+		t.objectAttributes = TPMA_OBJECT_FIXEDTPM | TPMA_OBJECT_FIXEDPARENT |
+		                     TPMA_OBJECT_SENSITIVEDATAORIGIN | TPMA_OBJECT_ADMINWITHPOLICY |
+		                     TPMA_OBJECT_RESTRICTED | TPMA_OBJECT_DECRYPT;
+	}
+	if (EVP_PKEY_get_base_id(key) == EVP_PKEY_RSA) {
+		TPMS_RSA_PARMS *p = &t.parameters.rsaDetail;
+		BIGNUM *n = NULL;
+		t.type = TPM2_ALG_RSA;
+		p->keyBits = 2048;
+		ck_assert_int_eq(EVP_PKEY_get_bn_param(key, OSSL_PKEY_PARAM_RSA_N, &n), 1);
+		t.unique.rsa.size = 256;
+		ck_assert_int_eq(BN_bn2binpad(n, t.unique.rsa.buffer, 256), 256);
+		BN_free(n);
+		if (role == DG_TPMKEY_AK) {
+			p->symmetric.algorithm = TPM2_ALG_NULL;
+			p->scheme.scheme = scheme;
+			p->scheme.details.anySig.hashAlg = scheme_hash;
+		} else {
+			p->symmetric = (TPMT_SYM_DEF_OBJECT){ TPM2_ALG_AES, { 128 }, { TPM2_ALG_CFB } };
+			p->scheme.scheme = TPM2_ALG_NULL;
+		}
+	} else {
+		TPMS_ECC_PARMS *p = &t.parameters.eccDetail;
+		uint8_t point[65];
+		size_t len = 0;
+		t.type = TPM2_ALG_ECC;
+		p->curveID = TPM2_ECC_NIST_P256;
+		p->kdf.scheme = TPM2_ALG_NULL;
+		ck_assert_int_eq(EVP_PKEY_get_octet_string_param(key, OSSL_PKEY_PARAM_PUB_KEY, point,
+		                                                 sizeof point, &len), 1);
+		ck_assert_uint_eq(len, sizeof point);
+		t.unique.ecc.x.size = t.unique.ecc.y.size = 32;
+		memcpy(t.unique.ecc.x.buffer, point + 1, 32);
+		memcpy(t.unique.ecc.y.buffer, point + 33, 32);
+		if (role == DG_TPMKEY_AK) {
+			p->symmetric.algorithm = TPM2_ALG_NULL;
+			p->scheme.scheme = scheme;
+			p->scheme.details.anySig.hashAlg = scheme_hash;
+		} else {
+			p->symmetric = (TPMT_SYM_DEF_OBJECT){ TPM2_ALG_AES, { 128 }, { TPM2_ALG_CFB } };
+			p->scheme.scheme = TPM2_ALG_NULL;
+		}
+	}
+	return t;
+}
+
+/* Marshal t as TPM2B_PUBLIC and import it; on success the name must be
+ * nameAlg || SHA-256(marshaled TPMT_PUBLIC), computed here independently. */
+static int
+soft_import(const TPMT_PUBLIC *t, enum dg_tpmkey_role role)
+{
+	uint8_t pub[DG_TPMKEY_MAX_PUBLIC], area[DG_TPMKEY_MAX_PUBLIC];
+	uint8_t name[DG_TPMKEY_MAX_NAME], want[2 + 32];
+	size_t pub_len = 0, area_len = 0, name_len = 0;
+	TPM2B_PUBLIC p = { .publicArea = *t };
+	EVP_PKEY *key = NULL;
+
+	ck_assert_int_eq(Tss2_MU_TPM2B_PUBLIC_Marshal(&p, pub, sizeof pub, &pub_len),
+	                 TSS2_RC_SUCCESS);
+	int err = dg_tpmkey_import(pub, pub_len, role, &key, name, &name_len);
+	if (err == DG_OK) {
+		ck_assert_int_eq(Tss2_MU_TPMT_PUBLIC_Marshal(t, area, sizeof area, &area_len),
+		                 TSS2_RC_SUCCESS);
+		want[0] = 0x00;
+		want[1] = 0x0b;
+		ck_assert_int_eq(EVP_Digest(area, area_len, want + 2, NULL, EVP_sha256(), NULL), 1);
+		ck_assert_uint_eq(name_len, sizeof want);
+		ck_assert_mem_eq(name, want, sizeof want);
+		ck_assert_ptr_nonnull(key);
+	} else {
+		ck_assert_ptr_null(key);
+	}
+	EVP_PKEY_free(key);
+	return err;
+}
+
+START_TEST(allowlisted_keys_import)
+{
+	static const TPM2_ALG_ID hashes[] = { TPM2_ALG_SHA256, TPM2_ALG_SHA384 };
+
+	for (size_t h = 0; h < sizeof hashes / sizeof hashes[0]; h++) {
+		TPMT_PUBLIC t = soft_template(soft_rsa, DG_TPMKEY_AK, TPM2_ALG_SHA256,
+		                              TPM2_ALG_RSASSA, hashes[h]);
+		ck_assert_int_eq(soft_import(&t, DG_TPMKEY_AK), DG_OK);
+		t = soft_template(soft_rsa, DG_TPMKEY_AK, TPM2_ALG_SHA256, TPM2_ALG_RSAPSS, hashes[h]);
+		ck_assert_int_eq(soft_import(&t, DG_TPMKEY_AK), DG_OK);
+		t = soft_template(soft_ecc, DG_TPMKEY_AK, TPM2_ALG_SHA256, TPM2_ALG_ECDSA, hashes[h]);
+		ck_assert_int_eq(soft_import(&t, DG_TPMKEY_AK), DG_OK);
+	}
+	TPMT_PUBLIC ek = soft_template(soft_rsa, DG_TPMKEY_EK, TPM2_ALG_SHA256, 0, 0);
+	ck_assert_int_eq(soft_import(&ek, DG_TPMKEY_EK), DG_OK);
+	ek = soft_template(soft_ecc, DG_TPMKEY_EK, TPM2_ALG_SHA256, 0, 0);
+	ck_assert_int_eq(soft_import(&ek, DG_TPMKEY_EK), DG_OK);
+}
+END_TEST
+
+START_TEST(sha1_and_unlisted_key_algorithms_are_refused)
+{
+	EVP_PKEY *keys[] = { soft_rsa, soft_ecc };
+	TPM2_ALG_ID sig_schemes[] = { TPM2_ALG_RSASSA, TPM2_ALG_ECDSA };
+	TPMT_PUBLIC t;
+
+	for (size_t k = 0; k < 2; k++) {
+		/* nameAlg: only sha256 (sha384 is not one MakeCredential implements). */
+		static const TPM2_ALG_ID names[] = { TPM2_ALG_SHA1, TPM2_ALG_SHA384, TPM2_ALG_SHA512,
+			                             TPM2_ALG_SM3_256, TPM2_ALG_NULL };
+		for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+			t = soft_template(keys[k], DG_TPMKEY_AK, names[i], sig_schemes[k],
+			                  TPM2_ALG_SHA256);
+			ck_assert_msg(soft_import(&t, DG_TPMKEY_AK) == DG_ERR_UNSUPPORTED,
+			              "AK nameAlg %#x", names[i]);
+			t = soft_template(keys[k], DG_TPMKEY_EK, names[i], 0, 0);
+			ck_assert_msg(soft_import(&t, DG_TPMKEY_EK) == DG_ERR_UNSUPPORTED,
+			              "EK nameAlg %#x", names[i]);
+		}
+		/* The AK's scheme hash. */
+		static const TPM2_ALG_ID hashes[] = { TPM2_ALG_SHA1, TPM2_ALG_SHA512, TPM2_ALG_NULL };
+		for (size_t i = 0; i < sizeof hashes / sizeof hashes[0]; i++) {
+			t = soft_template(keys[k], DG_TPMKEY_AK, TPM2_ALG_SHA256, sig_schemes[k],
+			                  hashes[i]);
+			ck_assert_msg(soft_import(&t, DG_TPMKEY_AK) == DG_ERR_UNSUPPORTED,
+			              "scheme hash %#x", hashes[i]);
+		}
+	}
+	/* Schemes outside the list, or of the other key type. */
+	t = soft_template(soft_ecc, DG_TPMKEY_AK, TPM2_ALG_SHA256, TPM2_ALG_ECDAA, TPM2_ALG_SHA256);
+	ck_assert_int_eq(soft_import(&t, DG_TPMKEY_AK), DG_ERR_UNSUPPORTED);
+	t = soft_template(soft_ecc, DG_TPMKEY_AK, TPM2_ALG_SHA256, TPM2_ALG_ECSCHNORR,
+	                  TPM2_ALG_SHA256);
+	ck_assert_int_eq(soft_import(&t, DG_TPMKEY_AK), DG_ERR_UNSUPPORTED);
+	t = soft_template(soft_ecc, DG_TPMKEY_AK, TPM2_ALG_SHA256, TPM2_ALG_RSASSA, TPM2_ALG_SHA256);
+	ck_assert_int_eq(soft_import(&t, DG_TPMKEY_AK), DG_ERR_UNSUPPORTED);
+	t = soft_template(soft_rsa, DG_TPMKEY_AK, TPM2_ALG_SHA256, TPM2_ALG_ECDSA, TPM2_ALG_SHA256);
+	ck_assert_int_eq(soft_import(&t, DG_TPMKEY_AK), DG_ERR_UNSUPPORTED);
+}
+END_TEST
+
 static Suite *
 tpmkey_suite(void)
 {
@@ -277,14 +473,21 @@ tpmkey_suite(void)
 	tcase_add_test(tc, ak_rsassa_imports_with_tpm_name);
 	tcase_add_test(tc, ak_rsapss_imports_with_tpm_name);
 	tcase_add_test(tc, ak_ecc_imports_with_tpm_name);
+	tcase_add_test(tc, ak_sha384_scheme_imports_with_tpm_name);
 	tcase_add_test(tc, ek_rsa_imports_with_tpm_name);
 	tcase_add_test(tc, ek_ecc_imports_with_tpm_name);
 	tcase_add_test(tc, roles_are_not_interchangeable);
 	tcase_add_test(tc, ak_lookalikes_are_refused);
+	tcase_add_test(tc, tpm_sha1_keys_are_refused);
 	tcase_add_test(tc, trailing_and_truncated_input_is_refused);
 	tcase_add_test(tc, corrupted_bytes_never_crash);
 	tcase_add_test(tc, modified_template_fields_are_refused);
 	suite_add_tcase(s, tc);
+	TCase *soft = tcase_create("allowlist");
+	tcase_add_unchecked_fixture(soft, setup_soft, teardown_soft);
+	tcase_add_test(soft, allowlisted_keys_import);
+	tcase_add_test(soft, sha1_and_unlisted_key_algorithms_are_refused);
+	suite_add_tcase(s, soft);
 	return s;
 }
 
