@@ -9,8 +9,9 @@
 
 #include "driftgate/err.h"
 
-int
-dg_fswalk(const char *root, dg_fswalk_fn fn, void *arg)
+static int
+/* NOLINTNEXTLINE(misc-no-recursion): bounded by DG_FSWALK_MAX_DEPTH */
+fswalk_at(const char *root, unsigned depth, dg_fswalk_fn fn, void *arg)
 {
 	struct stat st;
 	struct dirent **names = NULL;
@@ -22,6 +23,8 @@ dg_fswalk(const char *root, dg_fswalk_fn fn, void *arg)
 		return fn(root, arg);
 	if (!S_ISDIR(st.st_mode))
 		return DG_OK;
+	if (depth > DG_FSWALK_MAX_DEPTH)
+		return DG_ERR_TOOBIG;
 	if ((n = scandir(root, &names, NULL, alphasort)) < 0)
 		return DG_ERR_IO;
 	size_t root_len = strlen(root);
@@ -32,10 +35,16 @@ dg_fswalk(const char *root, dg_fswalk_fn fn, void *arg)
 		if (rv == DG_OK && strcmp(name, ".") != 0 && strcmp(name, "..") != 0) {
 			int len = snprintf(child, sizeof child, "%s%s%s", root, sep, name);
 			rv = len < 0 || (size_t)len >= sizeof child ? DG_ERR_TOOBIG
-			                                            : dg_fswalk(child, fn, arg);
+			                                            : fswalk_at(child, depth + 1, fn, arg);
 		}
 		free(names[i]);
 	}
 	free(names);
 	return rv;
+}
+
+int
+dg_fswalk(const char *root, dg_fswalk_fn fn, void *arg)
+{
+	return fswalk_at(root, 0, fn, arg);
 }

@@ -233,6 +233,44 @@ START_TEST(test_tree_unreadable_file)
 }
 END_TEST
 
+/* nested levels of directory "d" under a fresh root, with one file "f" at the bottom */
+static char *
+make_deep(unsigned levels)
+{
+	char *root = tu_tmpdir();
+	ck_assert_ptr_nonnull(root);
+	ck_assert_int_eq(tu_sh("cd %s && p=$(printf 'd/%%.0s' $(seq %u)) && mkdir -p \"$p\" && "
+	                       ": > \"$p/f\"", root, levels), 0);
+	return root;
+}
+
+/* The walk recurses once per level: the depth is bounded, not the stack's luck
+ * (2000 levels of one-letter names fit in PATH_MAX and used to need 8 MiB). */
+START_TEST(test_walk_depth_is_bounded)
+{
+	static const struct {
+		unsigned levels;
+		int rc;
+		size_t files;
+	} cases[] = {
+		{ DG_FSWALK_MAX_DEPTH, DG_OK, 1 },
+		{ DG_FSWALK_MAX_DEPTH + 1, DG_ERR_TOOBIG, 0 },
+		{ 2000, DG_ERR_TOOBIG, 0 },
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		char *root = make_deep(cases[i].levels);
+		ck_assert_int_eq(dg_fswalk(root, walk_cb, &walked), cases[i].rc);
+		ck_assert_uint_eq(walked.n, cases[i].files);
+		listing_free(&walked);
+		hashed.stop_at = SIZE_MAX;
+		ck_assert_int_eq(dg_fsdigest_tree(root, 2, tree_cb, &hashed, NULL, 0), cases[i].rc);
+		listing_free(&hashed);
+		tu_sh("rm -rf %s", root);
+		free(root);
+	}
+}
+END_TEST
+
 static Suite *
 fsdigest_suite(void)
 {
@@ -243,6 +281,7 @@ fsdigest_suite(void)
 	tcase_add_test(tc, test_tree_missing_root);
 	tcase_add_test(tc, test_tree_callback_error);
 	tcase_add_test(tc, test_tree_unreadable_file);
+	tcase_add_test(tc, test_walk_depth_is_bounded);
 	suite_add_tcase(s, tc);
 	return s;
 }
