@@ -272,7 +272,6 @@ dg_agent_start(const struct dg_agent_config *cfg, struct dg_agent **out)
 			a->watch = NULL;
 			if (cfg->enforce)
 				goto out; /* enforcing without seeing execs would be a lie */
-			rv = DG_OK;
 		} else {
 			dg_exec_watch_set_enforce(a->watch, cfg->enforce);
 		}

@@ -217,8 +217,13 @@ load_one(const char *dir, const char *id, struct dg_agent_containers *t)
 	    (rv = dg_file_read(AT_FDCWD, path, INFO_MAX, &info, &info_len)) != DG_OK)
 		goto out;
 	rv = DG_ERR_FORMAT;
-	char *nl = strchr(info, '\n');
-	if (nl == NULL || sscanf(info, "mntns %" SCNu64, &c.mntns) != 1)
+	char *nl = strchr(info, '\n'), *end = NULL;
+	/* strtoull, unlike sscanf, reports overflow; digits only, up to the newline. */
+	if (nl == NULL || strncmp(info, "mntns ", 6) != 0 || info[6] < '0' || info[6] > '9')
+		goto out;
+	errno = 0;
+	c.mntns = strtoull(info + 6, &end, 10);
+	if (errno != 0 || end != nl)
 		goto out;
 	snprintf(rootfs_line, sizeof rootfs_line, "%s", nl + 1);
 	if (strncmp(rootfs_line, "rootfs ", 7) != 0 || strchr(rootfs_line, '\n') == NULL)

@@ -36,7 +36,7 @@ on_signal(int sig)
 static void
 usage(FILE *f)
 {
-	fputs(
+	(void)fputs( /* usage text: a failed write changes nothing */
 	    "Usage: driftgate-agent COMMAND [OPTIONS]\n"
 	    "\n"
 	    "Measure files into a TPM-backed log and prove it to a driftgate-verifier.\n"
@@ -233,7 +233,7 @@ cmd_run(struct options *o)
 	sa.sa_handler = on_signal;
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
-	signal(SIGPIPE, SIG_IGN);
+	(void)signal(SIGPIPE, SIG_IGN); /* fails only for an invalid signal */
 
 	if ((rv = dg_agent_start(&o->cfg, &a)) != DG_OK) {
 		fprintf(stderr, "driftgate-agent: start: %s\n", dg_strerror(rv));
@@ -249,8 +249,11 @@ cmd_run(struct options *o)
 	}
 	for (size_t i = 0; i < o->n_measure && !stop_requested; i++) {
 		unsigned added = 0;
-		if ((rv = dg_agent_measure(a, o->measure[i], &added)) != DG_OK)
+		if ((rv = dg_agent_measure(a, o->measure[i], &added)) != DG_OK) {
+			fprintf(stderr, "driftgate-agent: measure %s: %s\n", o->measure[i],
+			        dg_strerror(rv));
 			goto out;
+		}
 		fprintf(stderr, "driftgate-agent: measured %u file(s) under %s\n", added,
 		        o->measure[i]);
 	}
@@ -311,13 +314,15 @@ cmd_client(struct options *o, const char *verb, char **args, int nargs)
 			return EXIT_ERROR;
 		bool ok = len >= 2 && memcmp(reply, "ok", 2) == 0;
 		/* The reply is not NUL-terminated: every look at it is bounded by len. */
-		if (strcmp(verb, "secret") == 0 && ok) {
-			if (len > 3)
-				fwrite(reply + 3, 1, len - 3, stdout);
-		} else {
-			fwrite(reply, 1, len, ok ? stdout : stderr);
-			fputc('\n', ok ? stdout : stderr);
-		}
+		FILE *to = ok ? stdout : stderr;
+		bool written;
+		if (strcmp(verb, "secret") == 0 && ok)
+			written = len <= 3 || fwrite(reply + 3, 1, len - 3, to) == len - 3;
+		else
+			written = fwrite(reply, 1, len, to) == len && fputc('\n', to) != EOF;
+		/* A reply (a secret) that never reached the caller is not a success. */
+		if (ok && (!written || fflush(to) != 0))
+			code = EXIT_ERROR;
 		if (!ok || (len >= 7 && memmem(reply, len, "; fail", 6) != NULL) ||
 		    (strcmp(verb, "attest") == 0 && (len < 7 || memcmp(reply, "ok pass", 7) != 0)))
 			code = code == EXIT_OK ? EXIT_REFUSED : code;
@@ -387,13 +392,14 @@ cmd_log(struct options *o)
 		fprintf(stderr, "driftgate-agent: %s: %s\n", path, strerror(errno));
 		return EXIT_ERROR;
 	}
-	if ((rv = dg_mlog_open(path, &log)) != DG_OK || (rv = dg_mlog_since(log, 0, &bytes, &len)) != DG_OK) {
-		fprintf(stderr, "driftgate-agent: %s: %s\n", path, dg_strerror(rv));
+	if ((rv = dg_mlog_open(path, &log)) != DG_OK || (rv = dg_mlog_since(log, 0, &bytes, &len)) != DG_OK)
 		goto out;
-	}
+	/* A log cut short on stdout would read as a shorter, valid log: every write counts. */
 	if (o->format == DG_LOG_FORMAT_BINARY) {
-		if (fwrite(bytes, 1, len, stdout) != len)
+		if (fwrite(bytes, 1, len, stdout) != len) {
+			rv = DG_ERR_IO;
 			goto out;
+		}
 	} else {
 		struct dg_log_reader r;
 		struct dg_log_entry e;
@@ -402,14 +408,21 @@ cmd_log(struct options *o)
 		if ((rv = dg_log_reader_init(&r, bytes, len, DG_LOG_FORMAT_BINARY)) != DG_OK)
 			goto out;
 		while ((rv = dg_log_next(&r, &e)) == DG_OK &&
-		       (rv = dg_log_format_ascii(&e, line, sizeof line, &n)) == DG_OK)
-			fwrite(line, 1, n, stdout);
+		       (rv = dg_log_format_ascii(&e, line, sizeof line, &n)) == DG_OK) {
+			if (fwrite(line, 1, n, stdout) != n) {
+				rv = DG_ERR_IO;
+				break;
+			}
+		}
 		dg_log_reader_fini(&r);
 		if (rv != DG_ERR_NOTFOUND)
 			goto out;
 	}
-	code = fflush(stdout) == 0 ? EXIT_OK : EXIT_ERROR;
+	rv = fflush(stdout) == 0 ? DG_OK : DG_ERR_IO;
+	code = rv == DG_OK ? EXIT_OK : EXIT_ERROR;
 out:
+	if (rv != DG_OK)
+		fprintf(stderr, "driftgate-agent: log %s: %s\n", path, dg_strerror(rv));
 	dg_mlog_close(log);
 	return code;
 }

@@ -109,7 +109,7 @@ handle(struct dg_agent *a, int fd, struct reply *r)
 		reply_error(r, DG_ERR_INVAL, "bad request: want \"get NAME\\n\"");
 		return;
 	}
-	if ((rv = peer_container(a, fd, id)) != DG_OK) {
+	if (peer_container(a, fd, id) != DG_OK) {
 		fprintf(stderr, LOG_PREFIX "secret %s refused: the caller is not in a container "
 		        "this agent registered\n", line + 4);
 		reply_error(r, DG_ERR_DENIED, "the caller is not in a registered container");

@@ -99,7 +99,7 @@ dg_conf_load(const char *path, dg_conf_fn fn, void *arg, char *err, size_t err_c
 	rv = dg_conf_parse(text, len, fn, arg, err, err_cap);
 out:
 	free(text);
-	fclose(f);
+	(void)fclose(f); /* read only: nothing to lose */
 	return rv;
 }
 
@@ -109,12 +109,12 @@ dg_conf_getopt(const char *prog, int argc, char **argv, const char *shortopts,
 {
 	char err[512];
 	const char *config = NULL;
-	int c, rv;
+	int c;
 
 	for (int i = 2; i + 1 < argc; i++)
 		if (strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0)
 			config = argv[i + 1];
-	if (config != NULL && (rv = dg_conf_load(config, fn, arg, err, sizeof err)) != DG_OK) {
+	if (config != NULL && dg_conf_load(config, fn, arg, err, sizeof err) != DG_OK) {
 		fprintf(stderr, "%s: %s: %s\n", prog, config, err);
 		return DG_ERR_INVAL;
 	}

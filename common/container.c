@@ -599,15 +599,13 @@ static int
 copy_string(struct json_ctx *j, struct json_object *v, const char *field, bool required,
             char **out)
 {
-	const char *s;
-	size_t len;
+	const char *s = ""; /* an absent value is empty */
+	size_t len = 0;
 	int rc;
 
 	if (v == NULL) {
 		if (required)
 			return jfail(j, DG_ERR_FORMAT, "%s: missing", field);
-		s = "";
-		len = 0;
 	} else if ((rc = string_bytes(j, v, field, MAX_STRING, &s, &len)) != DG_OK) {
 		return rc;
 	}
@@ -683,8 +681,8 @@ read_env(struct json_ctx *j, struct dg_container *c, struct json_object *process
 		return DG_ERR_NOMEM;
 	for (size_t i = 0; i < n; i++) {
 		struct env_var *e = &c->env[i];
-		const char *s, *eq;
-		size_t len;
+		const char *s = "", *eq;
+		size_t len = 0;
 		snprintf(field, sizeof field, "process.env[%zu]", i);
 		rc = string_bytes(j, json_object_array_get_idx(v, i), field, MAX_ENV_STRING, &s, &len);
 		if (rc != DG_OK)
@@ -1776,7 +1774,8 @@ diff_env(struct diff *d, const struct dg_container *old, const struct dg_contain
 	while (i < old->n_env || k < new->n_env) {
 		const struct env_var *o = i < old->n_env ? &old->env[i] : NULL;
 		const struct env_var *s = k < new->n_env ? &new->env[k] : NULL;
-		int cmp = o == NULL ? 1 : s == NULL ? -1 : strcmp(o->name, s->name);
+		/* On the indices, not the pointers: one side always has an entry left. */
+		int cmp = i == old->n_env ? 1 : k == new->n_env ? -1 : strcmp(o->name, s->name);
 		if (cmp < 0) {
 			report(d, "env %s removed", quote(q, o->name));
 			i++;
@@ -1805,7 +1804,7 @@ diff_caps(struct diff *d, const struct dg_container *old, const struct dg_contai
 	while (i < old->n_caps || k < new->n_caps) {
 		const struct cap *o = i < old->n_caps ? &old->caps[i] : NULL;
 		const struct cap *s = k < new->n_caps ? &new->caps[k] : NULL;
-		int cmp = o == NULL ? 1 : s == NULL ? -1 : compare_cap(o, s);
+		int cmp = i == old->n_caps ? 1 : k == new->n_caps ? -1 : compare_cap(o, s);
 		if (cmp < 0) {
 			report(d, "cap %s %s removed", cap_sets[o->set], quote(q, o->name));
 			i++;
@@ -1892,7 +1891,9 @@ diff_namespaces(struct diff *d, const struct dg_container *old, const struct dg_
 	while (i < old->n_namespaces || k < new->n_namespaces) {
 		const struct namespace *o = i < old->n_namespaces ? &old->namespaces[i] : NULL;
 		const struct namespace *s = k < new->n_namespaces ? &new->namespaces[k] : NULL;
-		int cmp = o == NULL ? 1 : s == NULL ? -1 : compare_namespace(o, s);
+		int cmp = i == old->n_namespaces   ? 1
+		          : k == new->n_namespaces ? -1
+		                                   : compare_namespace(o, s);
 		if (cmp < 0) {
 			report(d, "namespace %s removed", quote(q, o->type));
 			i++;

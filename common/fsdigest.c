@@ -241,6 +241,7 @@ tree_walk_cb(const char *path, void *arg)
 	}
 	if (t->count == t->cap) {
 		size_t cap = t->cap ? 2 * t->cap : 256;
+		/* NOLINTNEXTLINE(bugprone-sizeof-expression): an array of pointers */
 		struct tree_item **items = realloc(t->items, cap * sizeof *items);
 		if (items == NULL) {
 			rc = DG_ERR_NOMEM;

@@ -580,7 +580,7 @@ dg_log_format_ascii(const struct dg_log_entry *e, char *out, size_t cap, size_t 
 		goto out;
 
 	w = out;
-	*w++ = e->pcr < 10 ? ' ' : (char)('0' + e->pcr / 10);
+	*w++ = (char)(e->pcr < 10 ? ' ' : '0' + e->pcr / 10); /* pcr < DG_LOG_MAX_PCR */
 	*w++ = (char)('0' + e->pcr % 10);
 	*w++ = ' ';
 	w = log_put_hex(w, e->template_hash, DG_SHA1_LEN);

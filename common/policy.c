@@ -208,12 +208,16 @@ static int
 allow_add(struct dg_policy *p, const char *path, size_t len,
           const uint8_t digest[DG_SHA256_LEN])
 {
-	uint64_t hash = path_hash(path, len);
+	uint64_t hash;
 	size_t slot;
 	uint32_t head, ref;
 	struct allow *a;
 	int rc;
 
+	/* unescape_path never yields an empty path; memcpy below may not see NULL. */
+	if (path == NULL || len == 0)
+		return DG_ERR_INVAL;
+	hash = path_hash(path, len);
 	if ((p->n_paths + 1) * 2 > p->n_slots && (rc = slots_grow(p)) != DG_OK)
 		return rc;
 	slot = slot_find(p, path, len, hash);

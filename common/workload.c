@@ -590,7 +590,8 @@ out_put(struct outbuf *o, const void *data, size_t len)
 {
 	if (o->rc != DG_OK)
 		return;
-	if (len > o->cap - o->len) {
+	/* The first write allocates, even of nothing: memcpy may not be given NULL. */
+	if (o->data == NULL || len > o->cap - o->len) {
 		size_t cap = o->cap == 0 ? 4096 : o->cap;
 		while (len > cap - o->len)
 			cap *= 2;

@@ -218,9 +218,9 @@ handle_enroll(struct dg_verifier *v, const struct dg_msg *req, struct dg_msg *re
 		goto out;
 	}
 	if (RAND_bytes(credential, sizeof credential) != 1 ||
-	    (rv = dg_cred_make(req->ek_pub.data, req->ek_pub.len, name, name_len, credential,
-	                       sizeof credential, id_object, sizeof id_object, &id_len, enc_secret,
-	                       sizeof enc_secret, &secret_len)) != DG_OK) {
+	    dg_cred_make(req->ek_pub.data, req->ek_pub.len, name, name_len, credential,
+	                 sizeof credential, id_object, sizeof id_object, &id_len, enc_secret,
+	                 sizeof enc_secret, &secret_len) != DG_OK) {
 		reply_error(reply, DG_ERR_CRYPTO, "%s", "MakeCredential failed");
 		goto out;
 	}

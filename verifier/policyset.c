@@ -106,6 +106,7 @@ dg_policyset_load(const char *dir, struct dg_policyset **out, char *err, size_t 
 		rv = DG_ERR_IO;
 		goto out;
 	}
+	/* NOLINTNEXTLINE(bugprone-sizeof-expression): an array of pointers */
 	if (n > 0 && (s->policies = calloc((size_t)n, sizeof *s->policies)) == NULL)
 		goto out;
 	rv = DG_OK;
@@ -133,6 +134,7 @@ dg_policyset_load(const char *dir, struct dg_policyset **out, char *err, size_t 
 		snprintf(err, err_cap, "%s: %s", dir, strerror(errno));
 		rv = DG_ERR_IO;
 	}
+	/* NOLINTNEXTLINE(bugprone-sizeof-expression): an array of pointers */
 	if (rv == DG_OK && n > 0 && (s->workloads = calloc((size_t)n, sizeof *s->workloads)) == NULL)
 		rv = DG_ERR_NOMEM;
 	for (int i = 0; i < n && rv == DG_OK; i++) {

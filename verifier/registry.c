@@ -29,6 +29,7 @@ dg_registry_new(struct dg_registry **out)
 	if (r == NULL)
 		return DG_ERR_NOMEM;
 	r->cap = 256;
+	/* NOLINTNEXTLINE(bugprone-sizeof-expression): an array of pointers */
 	if ((r->slots = calloc(r->cap, sizeof *r->slots)) == NULL) {
 		free(r);
 		return DG_ERR_NOMEM;
@@ -78,6 +79,7 @@ grow(struct dg_registry *r)
 	size_t old_cap = r->cap;
 	struct dg_agent_rec **old = r->slots;
 	r->cap *= 2;
+	/* NOLINTNEXTLINE(bugprone-sizeof-expression): an array of pointers */
 	if ((r->slots = calloc(r->cap, sizeof *r->slots)) == NULL) {
 		r->slots = old;
 		r->cap = old_cap;
