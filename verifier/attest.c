@@ -74,6 +74,8 @@ dg_verifier_new(const struct dg_verifier_config *cfg, struct dg_verifier **out, 
 		goto out;
 	if ((rv = dg_policyset_load(cfg->policies_dir, &v->policies, err, err_cap)) != DG_OK)
 		goto out;
+	fprintf(stderr, "driftgate-verifier: policies version %s from %s\n",
+	        dg_policyset_version(v->policies), cfg->policies_dir);
 	/* Agents enrolled before a restart attest on without enrolling again. */
 	if ((rv = dg_store_open(cfg->state_path, &v->store, err, err_cap)) != DG_OK ||
 	    (rv = dg_store_load(v->store, v->agents, err, err_cap)) != DG_OK)
@@ -806,6 +808,7 @@ verdict:
 	struct dg_audit_verdict record = {
 		.agent_id = a->id,
 		.baseline = policy ? dg_policy_name(policy) : NULL,
+		.policy_version = dg_policyset_version(v->policies),
 		.pass = reply->pass,
 		.n_reasons = reply->n_reasons,
 		.reasons = reply->reasons,
@@ -891,4 +894,28 @@ void
 dg_verifier_tick(struct dg_verifier *v)
 {
 	dg_registry_foreach(v->agents, tick_agent, v);
+}
+
+int
+dg_verifier_reload(struct dg_verifier *v, char *err, size_t err_cap)
+{
+	struct dg_policyset *fresh = NULL;
+	char detail[1200];
+	int rv = dg_policyset_load(v->cfg.policies_dir, &fresh, err, err_cap);
+
+	if (rv != DG_OK) {
+		/* The policies in force stay: a half-edited directory must not
+		 * pass or fail anyone. */
+		snprintf(detail, sizeof detail, "kept version %s: %s",
+		         dg_policyset_version(v->policies), err);
+		dg_audit_event(v->audit, "policy-reload-failed", "-", detail);
+		return rv;
+	}
+	snprintf(detail, sizeof detail, "version %s -> %s", dg_policyset_version(v->policies),
+	         dg_policyset_version(fresh));
+	dg_policyset_free(v->policies);
+	v->policies = fresh;
+	dg_audit_event(v->audit, "policy-reloaded", "-", detail);
+	fprintf(stderr, "driftgate-verifier: policies reloaded: %s\n", detail);
+	return DG_OK;
 }

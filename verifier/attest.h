@@ -53,6 +53,12 @@ void dg_verifier_free(struct dg_verifier *v);
 /* Handle one request; reply is always filled (a result or DG_MSG_ERROR). */
 void dg_verifier_handle(struct dg_verifier *v, const struct dg_msg *req, struct dg_msg *reply);
 
+/* Load the policies directory again and put it in force, keeping every
+ * agent's enrollment, replay position, drift and leases (renewals are then
+ * judged by the new policies). On any error the policies in force stay and
+ * err says why. Both outcomes are audited, with the versions. */
+int dg_verifier_reload(struct dg_verifier *v, char *err, size_t err_cap);
+
 /* Housekeeping, called about once a second: expire leases that were not
  * renewed, alert on agents that stopped attesting. */
 void dg_verifier_tick(struct dg_verifier *v);

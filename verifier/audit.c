@@ -113,6 +113,8 @@ dg_audit_verdict(struct dg_audit *a, const struct dg_audit_verdict *v)
 		return DG_ERR_NOMEM;
 	json_object_object_add(o, "verdict", json_object_new_string(v->pass ? "pass" : "fail"));
 	json_object_object_add(o, "baseline", v->baseline ? json_object_new_string(v->baseline) : NULL);
+	if (v->policy_version != NULL)
+		json_object_object_add(o, "policy", json_object_new_string(v->policy_version));
 	json_object *reasons = json_object_new_array();
 	for (size_t i = 0; i < v->n_reasons; i++) {
 		json_object *r = json_object_new_object();

@@ -18,6 +18,7 @@ struct dg_audit;
 struct dg_audit_verdict {
 	const char *agent_id;
 	const char *baseline; /* NULL if none applied */
+	const char *policy_version; /* policyset.h: the policies the verdict rests on */
 	bool pass;
 	size_t n_reasons;
 	const struct dg_reason *reasons;

@@ -17,14 +17,16 @@ enum exit_code { EXIT_OK = 0, EXIT_ERROR = 1, EXIT_USAGE = 2, EXIT_BAD_INPUT = 3
 
 #define MAX_LIST 64
 
-/* The one piece of global state: set by SIGINT/SIGTERM, read by the loop. */
-static volatile sig_atomic_t stop_requested;
+/* The only global state: set by signals, read by the server loop. */
+static volatile sig_atomic_t stop_requested, reload_requested;
 
 static void
 on_signal(int sig)
 {
-	(void)sig;
-	stop_requested = 1;
+	if (sig == SIGHUP)
+		reload_requested = 1;
+	else
+		stop_requested = 1;
 }
 
 static void
@@ -213,12 +215,14 @@ cmd_serve(struct options *o)
 	sa.sa_handler = on_signal;
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL); /* reload the policies */
 	(void)signal(SIGPIPE, SIG_IGN); /* fails only for an invalid signal */
 	if ((rv = dg_verifier_new(&o->cfg, &v, err, sizeof err)) != DG_OK) {
 		fprintf(stderr, "driftgate-verifier: %s\n", err[0] ? err : dg_strerror(rv));
 		return EXIT_ERROR;
 	}
-	rv = dg_server_run(v, o->cfg.listen_url, o->cfg.tls_cert_key, &stop_requested);
+	rv = dg_server_run(v, o->cfg.listen_url, o->cfg.tls_cert_key, &stop_requested,
+	                   &reload_requested);
 	dg_verifier_free(v);
 	return rv == DG_OK ? EXIT_OK : EXIT_ERROR;
 }

@@ -9,6 +9,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <openssl/evp.h>
+
 #include "driftgate/err.h"
 #include "driftgate/file.h"
 
@@ -17,7 +19,30 @@ struct dg_policyset {
 	size_t count;
 	struct dg_workload **workloads;
 	size_t n_workloads;
+	EVP_MD_CTX *digest; /* while loading: every file read, by name and content */
+	char version[DG_POLICYSET_VERSION_LEN + 1];
 };
+
+/* dg_file_read, and the file's name and bytes into the set's version. */
+static int
+read_policy_file(struct dg_policyset *s, int dir_fd, const char *name, char **text, size_t *len)
+{
+	int rv = dg_file_read(dir_fd, name, DG_POLICY_MAX_TEXT, text, len);
+	uint8_t n[8];
+	if (rv != DG_OK)
+		return rv;
+	for (int i = 0; i < 8; i++)
+		n[i] = (uint8_t)((uint64_t)*len >> (56 - 8 * i));
+	/* name with its NUL, then a length: no two file sets hash alike */
+	if (EVP_DigestUpdate(s->digest, name, strlen(name) + 1) != 1 ||
+	    EVP_DigestUpdate(s->digest, n, sizeof n) != 1 ||
+	    EVP_DigestUpdate(s->digest, *text, *len) != 1) {
+		free(*text);
+		*text = NULL;
+		return DG_ERR_CRYPTO;
+	}
+	return DG_OK;
+}
 
 static int
 has_suffix(const char *name, const char *suffix)
@@ -40,8 +65,8 @@ is_workload(const struct dirent *d)
 
 /* NAME.workload and the NAME.d/ files of each container it lists. */
 static int
-load_workload(int dir_fd, const char *dir, const char *file, struct dg_workload **out,
-              char *err, size_t err_cap)
+load_workload(struct dg_policyset *s, int dir_fd, const char *dir, const char *file,
+              struct dg_workload **out, char *err, size_t err_cap)
 {
 	char *text = NULL, *record = NULL, *manifest = NULL, why[400] = "";
 	char stem[256], path[600];
@@ -50,7 +75,7 @@ load_workload(int dir_fd, const char *dir, const char *file, struct dg_workload 
 	int rv;
 
 	snprintf(stem, sizeof stem, "%.*s", (int)(strlen(file) - strlen(".workload")), file);
-	if ((rv = dg_file_read(dir_fd, file, DG_POLICY_MAX_TEXT, &text, &len)) != DG_OK) {
+	if ((rv = read_policy_file(s, dir_fd, file, &text, &len)) != DG_OK) {
 		snprintf(err, err_cap, "%s/%s: %s", dir, file, dg_strerror(rv));
 		goto out;
 	}
@@ -64,9 +89,9 @@ load_workload(int dir_fd, const char *dir, const char *file, struct dg_workload 
 		free(manifest);
 		record = manifest = NULL;
 		snprintf(path, sizeof path, "%s.d/%s.record", stem, name);
-		if ((rv = dg_file_read(dir_fd, path, DG_POLICY_MAX_TEXT, &record, &record_len)) == DG_OK) {
+		if ((rv = read_policy_file(s, dir_fd, path, &record, &record_len)) == DG_OK) {
 			snprintf(path, sizeof path, "%s.d/%s.manifest", stem, name);
-			rv = dg_file_read(dir_fd, path, DG_POLICY_MAX_TEXT, &manifest, &manifest_len);
+			rv = read_policy_file(s, dir_fd, path, &manifest, &manifest_len);
 		}
 		if (rv != DG_OK) {
 			snprintf(err, err_cap, "%s/%s: %s", dir, path, dg_strerror(rv));
@@ -100,6 +125,9 @@ dg_policyset_load(const char *dir, struct dg_policyset **out, char *err, size_t 
 	int n = -1, rv = DG_ERR_NOMEM, dir_fd = -1;
 	if (s == NULL)
 		return rv;
+	if ((s->digest = EVP_MD_CTX_new()) == NULL ||
+	    EVP_DigestInit_ex(s->digest, EVP_sha256(), NULL) != 1)
+		goto out;
 	if ((dir_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0 ||
 	    (n = scandir(dir, &names, is_baseline, alphasort)) < 0) {
 		snprintf(err, err_cap, "%s: %s", dir, strerror(errno));
@@ -113,7 +141,7 @@ dg_policyset_load(const char *dir, struct dg_policyset **out, char *err, size_t 
 	for (int i = 0; i < n && rv == DG_OK; i++) {
 		char *text = NULL, why[400];
 		size_t len = 0;
-		if ((rv = dg_file_read(dir_fd, names[i]->d_name, DG_POLICY_MAX_TEXT, &text, &len)) != DG_OK) {
+		if ((rv = read_policy_file(s, dir_fd, names[i]->d_name, &text, &len)) != DG_OK) {
 			snprintf(err, err_cap, "%s/%s: %s", dir, names[i]->d_name, dg_strerror(rv));
 			break;
 		}
@@ -138,10 +166,20 @@ dg_policyset_load(const char *dir, struct dg_policyset **out, char *err, size_t 
 	if (rv == DG_OK && n > 0 && (s->workloads = calloc((size_t)n, sizeof *s->workloads)) == NULL)
 		rv = DG_ERR_NOMEM;
 	for (int i = 0; i < n && rv == DG_OK; i++) {
-		rv = load_workload(dir_fd, dir, names[i]->d_name, &s->workloads[s->n_workloads], err,
-		                   err_cap);
+		rv = load_workload(s, dir_fd, dir, names[i]->d_name, &s->workloads[s->n_workloads],
+		                   err, err_cap);
 		if (rv == DG_OK)
 			s->n_workloads++;
+	}
+	if (rv == DG_OK) {
+		uint8_t md[32];
+		static const char hex[] = "0123456789abcdef";
+		if (EVP_DigestFinal_ex(s->digest, md, NULL) != 1)
+			rv = DG_ERR_CRYPTO;
+		for (size_t i = 0; i < DG_POLICYSET_VERSION_LEN / 2; i++) {
+			s->version[2 * i] = hex[md[i] >> 4];
+			s->version[2 * i + 1] = hex[md[i] & 15];
+		}
 	}
 out:
 	for (int i = 0; i < n; i++)
@@ -149,6 +187,8 @@ out:
 	free(names);
 	if (dir_fd >= 0)
 		close(dir_fd);
+	EVP_MD_CTX_free(s->digest);
+	s->digest = NULL;
 	if (rv != DG_OK) {
 		dg_policyset_free(s);
 		return rv;
@@ -175,6 +215,12 @@ size_t
 dg_policyset_count(const struct dg_policyset *s)
 {
 	return s->count;
+}
+
+const char *
+dg_policyset_version(const struct dg_policyset *s)
+{
+	return s->version;
 }
 
 const struct dg_policy *

@@ -20,7 +20,7 @@ monotonic_ms(void)
 
 int
 dg_server_run(struct dg_verifier *v, const char *url, const char *tls_cert_key,
-              volatile sig_atomic_t *stop)
+              volatile sig_atomic_t *stop, volatile sig_atomic_t *reload)
 {
 	nng_socket s;
 	struct dg_msg req, reply;
@@ -42,6 +42,13 @@ dg_server_run(struct dg_verifier *v, const char *url, const char *tls_cert_key,
 	fprintf(stderr, "driftgate-verifier: listening on %s\n", url);
 	while (!*stop) {
 		/* The receive timeout wakes the loop at least twice a second. */
+		if (reload != NULL && *reload) {
+			char err[1024] = "";
+			*reload = 0;
+			if (dg_verifier_reload(v, err, sizeof err) != DG_OK)
+				fprintf(stderr, "driftgate-verifier: reload refused, policies unchanged: "
+				        "%s\n", err);
+		}
 		if (monotonic_ms() >= next_tick_ms) {
 			dg_verifier_tick(v);
 			next_tick_ms = monotonic_ms() + 1000;
