@@ -57,6 +57,29 @@ dg_transport_recv(nng_socket s, struct dg_msg *m)
 	return rv;
 }
 
+int
+dg_transport_decode_msg(nng_msg *msg, struct dg_msg *m)
+{
+	int rv = dg_wire_decode(nng_msg_body(msg), nng_msg_len(msg), m);
+	OPENSSL_cleanse(nng_msg_body(msg), nng_msg_len(msg));
+	return rv;
+}
+
+int
+dg_transport_encode_msg(const struct dg_msg *m, nng_msg **out)
+{
+	uint8_t *buf = NULL;
+	size_t len = 0;
+	int rv = dg_wire_encode(m, &buf, &len);
+	if (rv != DG_OK)
+		return rv;
+	if ((rv = dg_transport_err(nng_msg_alloc(out, len))) == DG_OK)
+		memcpy(nng_msg_body(*out), buf, len);
+	OPENSSL_cleanse(buf, len);
+	free(buf);
+	return rv;
+}
+
 static bool
 is_tls(const char *url)
 {

@@ -919,3 +919,22 @@ dg_verifier_reload(struct dg_verifier *v, char *err, size_t err_cap)
 	fprintf(stderr, "driftgate-verifier: policies reloaded: %s\n", detail);
 	return DG_OK;
 }
+
+int
+dg_verifier_batch_begin(struct dg_verifier *v)
+{
+	int rv = dg_store_batch_begin(v->store);
+	if (rv == DG_OK)
+		dg_audit_defer_sync(v->audit, true);
+	return rv;
+}
+
+int
+dg_verifier_batch_commit(struct dg_verifier *v)
+{
+	/* State first, then its audit records: as for a single round. */
+	int rv = dg_store_batch_commit(v->store);
+	int audit_rv = dg_audit_sync(v->audit);
+	dg_audit_defer_sync(v->audit, false);
+	return rv != DG_OK ? rv : audit_rv;
+}

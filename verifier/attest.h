@@ -59,6 +59,15 @@ void dg_verifier_handle(struct dg_verifier *v, const struct dg_msg *req, struct 
  * err says why. Both outcomes are audited, with the versions. */
 int dg_verifier_reload(struct dg_verifier *v, char *err, size_t err_cap);
 
+/*
+ * Group commit around several dg_verifier_handle calls: their state writes
+ * share one transaction and their audit records one sync. No reply of the
+ * batch may be sent before dg_verifier_batch_commit returns DG_OK; if it
+ * fails, memory is ahead of disk: send nothing and stop (a restart reloads).
+ */
+int dg_verifier_batch_begin(struct dg_verifier *v);
+int dg_verifier_batch_commit(struct dg_verifier *v);
+
 /* Housekeeping, called about once a second: expire leases that were not
  * renewed, alert on agents that stopped attesting. */
 void dg_verifier_tick(struct dg_verifier *v);

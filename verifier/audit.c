@@ -15,6 +15,8 @@
 struct dg_audit {
 	int fd;
 	bool own_fd;
+	bool deferred; /* inside a batch: one sync at its end */
+	bool dirty;    /* written since the last sync */
 };
 
 int
@@ -69,6 +71,21 @@ record_new(const char *event, const char *agent_id)
 }
 
 /* One write(2) per record, then fdatasync: lines never interleave or tear. */
+int
+dg_audit_sync(struct dg_audit *a)
+{
+	if (a->dirty && a->own_fd && fdatasync(a->fd) != 0)
+		return DG_ERR_IO;
+	a->dirty = false;
+	return DG_OK;
+}
+
+void
+dg_audit_defer_sync(struct dg_audit *a, bool defer)
+{
+	a->deferred = defer;
+}
+
 static int
 record_write(struct dg_audit *a, json_object *o)
 {
@@ -84,7 +101,8 @@ record_write(struct dg_audit *a, json_object *o)
 	line[len] = '\n';
 	if (write(a->fd, line, len + 1) != (ssize_t)(len + 1))
 		goto out;
-	if (a->own_fd && fdatasync(a->fd) != 0)
+	a->dirty = true;
+	if (!a->deferred && (rv = dg_audit_sync(a)) != DG_OK)
 		goto out;
 	rv = DG_OK;
 out:

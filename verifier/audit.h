@@ -46,6 +46,10 @@ int dg_audit_verdict(struct dg_audit *a, const struct dg_audit_verdict *v);
 /* event: "enroll-challenge", "enrolled", "enroll-refused", "attest-refused" (a round
  * begun before a restart), "verdict-withheld" (state not stored); detail may be NULL. */
 int dg_audit_lease(struct dg_audit *a, const struct dg_audit_lease *l);
+/* Group commit: while deferred, records are written but synced only by
+ * dg_audit_sync (which a caller must see succeed before acknowledging them). */
+void dg_audit_defer_sync(struct dg_audit *a, bool defer);
+int dg_audit_sync(struct dg_audit *a);
 int dg_audit_event(struct dg_audit *a, const char *event, const char *agent_id,
                    const char *detail);
 

@@ -79,6 +79,8 @@ static const char upsert_sql[] =
 struct dg_store {
 	sqlite3 *db;
 	sqlite3_stmt *begin, *commit, *rollback, *upsert, *drift_clear, *drift_add;
+	sqlite3_stmt *savepoint, *release, *rollback_to; /* one save inside a batch */
+	bool in_batch;
 };
 
 static void set_err(char *err, size_t err_cap, const char *fmt, ...)
@@ -313,6 +315,9 @@ dg_store_open(const char *path, struct dg_store **out, char *err, size_t err_cap
 	    (rv = prepare(s, "BEGIN IMMEDIATE", true, &s->begin, err, err_cap)) != DG_OK ||
 	    (rv = prepare(s, "COMMIT", true, &s->commit, err, err_cap)) != DG_OK ||
 	    (rv = prepare(s, "ROLLBACK", true, &s->rollback, err, err_cap)) != DG_OK ||
+	    (rv = prepare(s, "SAVEPOINT save", true, &s->savepoint, err, err_cap)) != DG_OK ||
+	    (rv = prepare(s, "RELEASE save", true, &s->release, err, err_cap)) != DG_OK ||
+	    (rv = prepare(s, "ROLLBACK TO save", true, &s->rollback_to, err, err_cap)) != DG_OK ||
 	    (rv = prepare(s, upsert_sql, true, &s->upsert, err, err_cap)) != DG_OK ||
 	    (rv = prepare(s, "DELETE FROM drift WHERE agent = ?1", true, &s->drift_clear, err,
 	                  err_cap)) != DG_OK ||
@@ -335,6 +340,9 @@ dg_store_close(struct dg_store *s)
 	sqlite3_finalize(s->begin);
 	sqlite3_finalize(s->commit);
 	sqlite3_finalize(s->rollback);
+	sqlite3_finalize(s->savepoint);
+	sqlite3_finalize(s->release);
+	sqlite3_finalize(s->rollback_to);
 	sqlite3_finalize(s->upsert);
 	sqlite3_finalize(s->drift_clear);
 	sqlite3_finalize(s->drift_add);
@@ -406,7 +414,7 @@ dg_store_save(struct dg_store *s, const struct dg_agent_rec *a)
 		return DG_ERR_TOOBIG;
 	if ((rv = dg_containers_encode(a->containers, &containers, &containers_len)) != DG_OK)
 		return rv;
-	if ((rv = step_done(s->begin)) != DG_OK)
+	if ((rv = step_done(s->in_batch ? s->savepoint : s->begin)) != DG_OK)
 		goto out;
 	if ((rv = bind_agent(s->upsert, a, containers, containers_len)) != DG_OK) {
 		sqlite3_reset(s->upsert);
@@ -439,19 +447,51 @@ dg_store_save(struct dg_store *s, const struct dg_agent_rec *a)
 		if ((rv = step_done(s->drift_add)) != DG_OK)
 			goto out;
 	}
-	rv = step_done(s->commit);
+	rv = step_done(s->in_batch ? s->release : s->commit);
 out:
 	if (rv != DG_OK) {
 		fprintf(stderr, "driftgate-verifier: state database: saving agent '%s': %s\n", a->id,
 		        sqlite3_errmsg(s->db));
-		/* A failed COMMIT can leave the transaction open: end it, so that the
-		 * next save starts clean and nothing of this one lands. */
-		if (!sqlite3_get_autocommit(s->db))
+		if (s->in_batch) {
+			/* Undo this agent's part only; the batch's other saves stand. */
+			(void)step_done(s->rollback_to);
+			(void)step_done(s->release);
+		} else if (!sqlite3_get_autocommit(s->db)) {
+			/* A failed COMMIT can leave the transaction open: end it, so
+			 * that the next save starts clean and nothing of this one lands. */
 			(void)step_done(s->rollback);
+		}
 	}
 	sqlite3_reset(s->drift_clear);
 	sqlite3_clear_bindings(s->drift_clear);
 	free(containers);
+	return rv;
+}
+
+int
+dg_store_batch_begin(struct dg_store *s)
+{
+	int rv;
+	if (s->in_batch)
+		return DG_ERR_STATE;
+	if ((rv = step_done(s->begin)) == DG_OK)
+		s->in_batch = true;
+	return rv;
+}
+
+int
+dg_store_batch_commit(struct dg_store *s)
+{
+	int rv;
+	if (!s->in_batch)
+		return DG_ERR_STATE;
+	s->in_batch = false;
+	if ((rv = step_done(s->commit)) != DG_OK) {
+		fprintf(stderr, "driftgate-verifier: state database: commit: %s\n",
+		        sqlite3_errmsg(s->db));
+		if (!sqlite3_get_autocommit(s->db))
+			(void)step_done(s->rollback);
+	}
 	return rv;
 }
 

@@ -51,7 +51,18 @@ void dg_store_close(struct dg_store *s);
 int dg_store_load(struct dg_store *s, struct dg_registry *r, char *err, size_t err_cap);
 
 /* Write a's identity and state (not its nonce or challenge) in one
- * transaction; durable when DG_OK is returned, unchanged otherwise. */
+ * transaction; durable when DG_OK is returned, unchanged otherwise. Inside a
+ * batch: part of the batch's transaction (a failed save undoes only itself),
+ * durable once dg_store_batch_commit returns DG_OK. */
 int dg_store_save(struct dg_store *s, const struct dg_agent_rec *a);
+
+/*
+ * Group commit: saves between begin and commit share one transaction and one
+ * sync to disk. If the commit fails none of them is stored, while the caller's
+ * memory already holds them: the caller must not acknowledge any of them and
+ * must stop (a restart reloads what is on disk).
+ */
+int dg_store_batch_begin(struct dg_store *s);
+int dg_store_batch_commit(struct dg_store *s);
 
 #endif

@@ -13,6 +13,10 @@
 int dg_transport_send(nng_socket s, const struct dg_msg *m);
 /* Receive and strictly decode one message. DG_ERR_TIMEOUT on receive timeout. */
 int dg_transport_recv(nng_socket s, struct dg_msg *m);
+/* The same for one nng message (contexts, aio): decode msg's body; encode
+ * m into a new message (*out, the caller's until nng takes it). */
+int dg_transport_decode_msg(nng_msg *msg, struct dg_msg *m);
+int dg_transport_encode_msg(const struct dg_msg *m, nng_msg **out);
 /* Map an nng error to a dg_err. */
 int dg_transport_err(int nng_rv);
 
