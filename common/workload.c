@@ -529,6 +529,12 @@ dg_containers_free(struct dg_containers *s)
 	free(s);
 }
 
+size_t
+dg_containers_count(const struct dg_containers *s)
+{
+	return s->n_items;
+}
+
 /* Records have no copy function: a copy is the canonical text parsed again. */
 static int
 record_copy(const struct dg_container *src, struct dg_container **out)

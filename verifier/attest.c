@@ -105,6 +105,12 @@ dg_verifier_free(struct dg_verifier *v)
 	free(v);
 }
 
+struct dg_registry *
+dg_verifier_agents(struct dg_verifier *v)
+{
+	return v->agents;
+}
+
 static uint64_t
 now_ms(void)
 {

@@ -49,6 +49,10 @@ void dg_verifier_config_defaults(struct dg_verifier_config *cfg);
 int dg_verifier_new(const struct dg_verifier_config *cfg, struct dg_verifier **out, char *err,
                     size_t err_cap);
 void dg_verifier_free(struct dg_verifier *v);
+/* The agents' in-memory state, for views such as the metrics' agents gauge;
+ * only the thread that calls dg_verifier_handle may use it, and only to read. */
+struct dg_registry;
+struct dg_registry *dg_verifier_agents(struct dg_verifier *v);
 
 /* Handle one request; reply is always filled (a result or DG_MSG_ERROR). */
 void dg_verifier_handle(struct dg_verifier *v, const struct dg_msg *req, struct dg_msg *reply);

@@ -12,6 +12,7 @@
 #include "driftgate/err.h"
 #include "driftgate/log.h"
 #include "server.h"
+#include "status.h"
 
 enum exit_code { EXIT_OK = 0, EXIT_ERROR = 1, EXIT_USAGE = 2, EXIT_BAD_INPUT = 3 };
 
@@ -40,6 +41,12 @@ usage(FILE *f)
 	    "\n"
 	    "Commands:\n"
 	    "  serve                 listen for agents (the daemon)\n"
+	    "  status [--state FILE] [--json]\n"
+	    "                        list the agents the state database records (read\n"
+	    "                        only, also while a verifier runs on it): id, state\n"
+	    "                        (enrolled, pass, fail), log entries replayed, last\n"
+	    "                        resetCount, containers, drift reasons; exit 0 ok,\n"
+	    "                        1 usage error, 2 state not readable\n"
 	    "  replay FILE           replay an IMA measurement log (kernel binary or ascii\n"
 	    "                        format) and print 'pcr<N> <bank> <hex>' per PCR and bank\n"
 	    "  baseline PATH...      hash files and directories into a baseline on stdout\n"
@@ -70,6 +77,14 @@ usage(FILE *f)
 	    "                        (default: none, the EK is trusted on first use)\n"
 	    "      --allow-no-ek-cert ID  let agent ID enroll without a valid EK\n"
 	    "                        certificate (audited); repeatable; needs --ek-ca\n"
+	    "      --metrics-listen URL  serve Prometheus metrics on GET /metrics at\n"
+	    "                        http://HOST:PORT (default: off): dg_attestations_total,\n"
+	    "                        dg_attestation_failures_total, dg_enrollments_total,\n"
+	    "                        dg_attestation_duration_seconds, dg_agents\n"
+	    "\n"
+	    "Options for status:\n"
+	    "      --state FILE      the state database (default: " DG_VERIFIER_DEFAULT_STATE ")\n"
+	    "      --json            one JSON document {\"agents\": [...]} instead of a table\n"
 	    "\n"
 	    "Options for replay:\n"
 	    "  -f, --format FMT      binary or ascii (default: detected)\n"
@@ -84,7 +99,8 @@ usage(FILE *f)
 	    "\n"
 	    "  -h, --help            show this help\n"
 	    "\n"
-	    "Exit status: 0 success, 1 error, 2 usage error, 3 malformed input (replay).\n",
+	    "Exit status: 0 success, 1 error, 2 usage error, 3 malformed input (replay);\n"
+	    "status: 0 success, 1 usage error, 2 state not readable.\n",
 	    f);
 }
 
@@ -95,6 +111,8 @@ struct options {
 	const char *agents[MAX_LIST], *secrets[MAX_LIST], *excludes[MAX_LIST], *containers[MAX_LIST];
 	size_t n_agents, n_secrets, n_excludes, n_containers;
 	const char *output;
+	char metrics_listen[256]; /* serve: empty means no metrics */
+	bool json;                /* status */
 	char *owned[4 * MAX_LIST + 2]; /* values copied from a config file */
 	size_t n_owned;
 };
@@ -143,6 +161,10 @@ set_option(const char *key, const char *value, void *arg)
 	}
 	if (strcmp(key, "ek-ca") == 0)
 		return dg_conf_str(c->ek_ca_path, sizeof c->ek_ca_path, value);
+	if (strcmp(key, "metrics-listen") == 0)
+		return dg_conf_str(o->metrics_listen, sizeof o->metrics_listen, value);
+	if (strcmp(key, "json") == 0)
+		return dg_conf_bool(value, &o->json);
 	if (strcmp(key, "allow-no-ek-cert") == 0) {
 		/* An agent id exactly as the wire admits it: a typo must not pass silently. */
 		size_t len = strlen(value);
@@ -201,6 +223,7 @@ static const struct option long_options[] = {
 	{"ek-ca", required_argument, NULL, 2},     {"allow-no-ek-cert", required_argument, NULL, 3},
 	{"state", required_argument, NULL, 4},     {"tls-cert", required_argument, NULL, 5},
 	{"heartbeat-timeout", required_argument, NULL, 20},
+	{"metrics-listen", required_argument, NULL, 0x101}, {"json", no_argument, NULL, 0x102},
 	{NULL, 0, NULL, 0},
 };
 
@@ -221,10 +244,26 @@ cmd_serve(struct options *o)
 		fprintf(stderr, "driftgate-verifier: %s\n", err[0] ? err : dg_strerror(rv));
 		return EXIT_ERROR;
 	}
-	rv = dg_server_run(v, o->cfg.listen_url, o->cfg.tls_cert_key, &stop_requested,
+	rv = dg_server_run(v, o->cfg.listen_url, o->cfg.tls_cert_key,
+	                   o->metrics_listen[0] ? o->metrics_listen : NULL, &stop_requested,
 	                   &reload_requested);
 	dg_verifier_free(v);
 	return rv == DG_OK ? EXIT_OK : EXIT_ERROR;
+}
+
+/* Exit codes of status, as its manual gives them. */
+enum status_exit { STATUS_OK = 0, STATUS_USAGE = 1, STATUS_UNREADABLE = 2 };
+
+static int
+cmd_status(struct options *o)
+{
+	char err[1024] = "";
+	int rv = dg_status_print(o->cfg.state_path, o->json, stdout, err, sizeof err);
+	if (rv != DG_OK) {
+		fprintf(stderr, "driftgate-verifier: status: %s\n", err[0] ? err : dg_strerror(rv));
+		return STATUS_UNREADABLE;
+	}
+	return STATUS_OK;
 }
 
 static uint8_t *
@@ -375,7 +414,7 @@ run(struct options *o, int argc, char **argv)
 		return EXIT_OK;
 	}
 	if (rv != DG_OK)
-		return EXIT_USAGE;
+		return strcmp(cmd, "status") == 0 ? STATUS_USAGE : EXIT_USAGE;
 	int nargs = argc - first;
 	if (strcmp(cmd, "serve") == 0 && nargs == 0)
 		return cmd_serve(o);
@@ -385,6 +424,12 @@ run(struct options *o, int argc, char **argv)
 		return cmd_baseline(o, argv + first, nargs);
 	if (strcmp(cmd, "workload") == 0 && nargs == 0)
 		return cmd_workload(o);
+	if (strcmp(cmd, "status") == 0) {
+		if (nargs == 0)
+			return cmd_status(o);
+		fprintf(stderr, "driftgate-verifier: status takes no arguments (try --help)\n");
+		return STATUS_USAGE;
+	}
 	fprintf(stderr, "driftgate-verifier: unknown command or wrong arguments: '%s' "
 	                "(try --help)\n", cmd);
 	return EXIT_USAGE;

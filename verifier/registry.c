@@ -133,3 +133,25 @@ dg_registry_foreach(struct dg_registry *r, void (*fn)(struct dg_agent_rec *a, vo
 		if (r->slots[i] != NULL)
 			fn(r->slots[i], arg);
 }
+
+enum dg_registry_state
+dg_registry_state(const struct dg_agent_rec *a)
+{
+	if (!a->activated)
+		return DG_REGISTRY_ENROLLING;
+	if (a->n_drift > 0)
+		return DG_REGISTRY_FAIL;
+	return a->have_clock ? DG_REGISTRY_PASS : DG_REGISTRY_ENROLLED;
+}
+
+const char *
+dg_registry_state_name(enum dg_registry_state s)
+{
+	static const char *const names[DG_REGISTRY_STATES] = {
+		[DG_REGISTRY_ENROLLING] = "enrolling",
+		[DG_REGISTRY_ENROLLED] = "enrolled",
+		[DG_REGISTRY_PASS] = "pass",
+		[DG_REGISTRY_FAIL] = "fail",
+	};
+	return (unsigned)s < DG_REGISTRY_STATES ? names[s] : "unknown";
+}

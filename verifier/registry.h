@@ -63,4 +63,22 @@ size_t dg_registry_count(const struct dg_registry *r);
 void dg_registry_foreach(struct dg_registry *r, void (*fn)(struct dg_agent_rec *a, void *arg),
                          void *arg);
 
+/*
+ * An agent's state for operators (status, metrics), from what the record
+ * holds: enrolling (challenge not yet answered), enrolled (no round has
+ * proven its log yet), fail (sticky drift in this boot), pass (its last
+ * proven round showed none). Round-only failures (nonce, signature, a log
+ * that does not replay) leave no trace in the record, so they do not show.
+ */
+enum dg_registry_state {
+	DG_REGISTRY_ENROLLING,
+	DG_REGISTRY_ENROLLED,
+	DG_REGISTRY_PASS,
+	DG_REGISTRY_FAIL,
+	DG_REGISTRY_STATES
+};
+enum dg_registry_state dg_registry_state(const struct dg_agent_rec *a);
+/* "enrolling", "enrolled", "pass", "fail". */
+const char *dg_registry_state_name(enum dg_registry_state s);
+
 #endif

@@ -22,6 +22,7 @@
 
 #include "driftgate/err.h"
 #include "driftgate/transport.h"
+#include "metrics.h"
 
 #define DG_SERVER_CONTEXTS 256 /* requests in flight; also the largest batch */
 #define WAIT_MS 500            /* the loop wakes at least this often */
@@ -49,6 +50,14 @@ monotonic_ms(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static uint64_t
+monotonic_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
 /* nng's thread: a request arrived (queue it) or a reply left (wait again). */
@@ -110,9 +119,10 @@ error_reply(struct dg_msg *reply, int code, const char *what)
 }
 
 /* Handle one request into an encoded reply (NULL only if even an ERROR
- * cannot be encoded: out of memory; the peer then times out). */
+ * cannot be encoded: out of memory; the peer then times out), counted in
+ * metrics (NULL: none). */
 static nng_msg *
-serve_one(struct dg_verifier *v, nng_msg *in)
+serve_one(struct dg_verifier *v, struct dg_metrics *metrics, nng_msg *in)
 {
 	struct dg_msg req, reply;
 	nng_msg *out = NULL;
@@ -125,7 +135,10 @@ serve_one(struct dg_verifier *v, nng_msg *in)
 		dg_msg_init(&reply);
 		error_reply(&reply, rv, "malformed request");
 	} else {
+		uint64_t start = monotonic_ns();
 		dg_verifier_handle(v, &req, &reply);
+		if (metrics != NULL)
+			(void)dg_metrics_observe(metrics, &req, &reply, monotonic_ns() - start);
 	}
 	if ((rv = dg_transport_encode_msg(&reply, &out)) != DG_OK) {
 		fprintf(stderr, "driftgate-verifier: reply failed: %s\n", dg_strerror(rv));
@@ -138,7 +151,8 @@ serve_one(struct dg_verifier *v, nng_msg *in)
 }
 
 static void
-housekeeping(struct dg_verifier *v, volatile sig_atomic_t *reload, uint64_t *next_tick_ms)
+housekeeping(struct dg_verifier *v, struct dg_metrics *metrics, volatile sig_atomic_t *reload,
+             uint64_t *next_tick_ms)
 {
 	if (reload != NULL && *reload) {
 		char err[1024] = "";
@@ -149,13 +163,16 @@ housekeeping(struct dg_verifier *v, volatile sig_atomic_t *reload, uint64_t *nex
 	}
 	if (monotonic_ms() >= *next_tick_ms) {
 		dg_verifier_tick(v);
+		if (metrics != NULL) /* walks the registry: once a second too */
+			(void)dg_metrics_set_agents(metrics, dg_verifier_agents(v));
 		*next_tick_ms = monotonic_ms() + 1000;
 	}
 }
 
 /* One batch: handle, commit, then reply. DG_OK, or the commit's error (stop). */
 static int
-serve_batch(struct dg_verifier *v, struct server *srv, const size_t *idx, size_t n)
+serve_batch(struct dg_verifier *v, struct server *srv, struct dg_metrics *metrics,
+            const size_t *idx, size_t n)
 {
 	nng_msg *replies[DG_SERVER_CONTEXTS];
 	int rv = dg_verifier_batch_begin(v);
@@ -166,7 +183,7 @@ serve_batch(struct dg_verifier *v, struct server *srv, const size_t *idx, size_t
 		return rv;
 	}
 	for (size_t i = 0; i < n; i++)
-		replies[i] = serve_one(v, nng_aio_get_msg(srv->slots[idx[i]].aio));
+		replies[i] = serve_one(v, metrics, nng_aio_get_msg(srv->slots[idx[i]].aio));
 	if ((rv = dg_verifier_batch_commit(v)) != DG_OK) {
 		/* Memory is ahead of disk: acknowledge nothing, stop, and let the
 		 * restart reload what is durable. */
@@ -191,9 +208,12 @@ serve_batch(struct dg_verifier *v, struct server *srv, const size_t *idx, size_t
 
 int
 dg_server_run(struct dg_verifier *v, const char *url, const char *tls_cert_key,
-              volatile sig_atomic_t *stop, volatile sig_atomic_t *reload)
+              const char *metrics_url, volatile sig_atomic_t *stop,
+              volatile sig_atomic_t *reload)
 {
 	struct server *srv = calloc(1, sizeof *srv);
+	struct dg_metrics *metrics = NULL;
+	char merr[512] = "";
 	size_t idx[DG_SERVER_CONTEXTS], n_slots = 0;
 	uint64_t next_tick_ms = 0;
 	bool open = false;
@@ -223,13 +243,21 @@ dg_server_run(struct dg_verifier *v, const char *url, const char *tls_cert_key,
 	}
 	if ((rv = dg_transport_listen(s, url, tls_cert_key)) != DG_OK)
 		goto out;
+	if (metrics_url != NULL && ((rv = dg_metrics_new(&metrics)) != DG_OK ||
+	                            (rv = dg_metrics_listen(metrics, metrics_url, merr,
+	                                                    sizeof merr)) != DG_OK)) {
+		fprintf(stderr, "driftgate-verifier: %s\n", merr[0] ? merr : dg_strerror(rv));
+		goto out;
+	}
 	for (size_t i = 0; i < n_slots; i++)
 		nng_ctx_recv(srv->slots[i].ctx, srv->slots[i].aio);
 	fprintf(stderr, "driftgate-verifier: listening on %s\n", url);
+	if (metrics != NULL)
+		fprintf(stderr, "driftgate-verifier: metrics on %s (GET /metrics)\n", metrics_url);
 	while (!*stop) {
-		housekeeping(v, reload, &next_tick_ms);
+		housekeeping(v, metrics, reload, &next_tick_ms);
 		size_t n = take_batch(srv, idx);
-		if (n > 0 && (rv = serve_batch(v, srv, idx, n)) != DG_OK)
+		if (n > 0 && (rv = serve_batch(v, srv, metrics, idx, n)) != DG_OK)
 			goto out;
 	}
 	rv = DG_OK;
@@ -247,5 +275,6 @@ out:
 	pthread_cond_destroy(&srv->wake);
 	pthread_mutex_destroy(&srv->lock);
 	free(srv);
+	dg_metrics_free(metrics);
 	return rv;
 }

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -81,7 +82,12 @@ struct dg_store {
 	sqlite3_stmt *begin, *commit, *rollback, *upsert, *drift_clear, *drift_add;
 	sqlite3_stmt *savepoint, *release, *rollback_to; /* one save inside a batch */
 	bool in_batch;
+	int lock_fd; /* holds the one-verifier flock; -1 for :memory: and readers */
 };
+
+/* How long a statement waits out a lock a reader holds for an instant (WAL
+ * recovery, a checkpoint at its close) before it fails. */
+#define BUSY_TIMEOUT_MS 2000
 
 static void set_err(char *err, size_t err_cap, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
@@ -131,33 +137,58 @@ step_done(sqlite3_stmt *st)
 /*
  * Create a missing file 0600 ourselves (SQLite would use 0644), then insist
  * on a regular file of ours that only we may write: the state decides whether
- * an agent's drift is still sticky.
+ * an agent's drift is still sticky. Then take an flock on it, kept until
+ * close, so that a second verifier on the file fails here: two would
+ * overwrite each other's agents. An flock, not SQLite's exclusive locking
+ * mode, because that would also lock out readers (driftgate-verifier status);
+ * and flock, not fcntl, because flocks and SQLite's POSIX locks ignore each
+ * other. The descriptor stays open until SQLite has closed: closing any
+ * descriptor of a file drops this process's POSIX locks on it, SQLite's
+ * included.
  */
 static int
-check_file(const char *path, char *err, size_t err_cap)
+lock_file(const char *path, int *lock_fd, char *err, size_t err_cap)
 {
 	struct stat st;
+	int rv, saved;
 	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	if (fd < 0) {
 		set_err(err, err_cap, "%s: %s", path, strerror(errno));
 		return errno == EACCES || errno == EPERM ? DG_ERR_PERM : DG_ERR_IO;
 	}
-	int rv = fstat(fd, &st) == 0 ? DG_OK : DG_ERR_IO, saved = errno;
-	/* Closed before SQLite opens it: closing any descriptor of a file drops
-	 * this process's POSIX locks on it, SQLite's included. */
-	close(fd);
-	if (rv != DG_OK) {
+	if (fstat(fd, &st) != 0) {
+		saved = errno;
 		set_err(err, err_cap, "%s: %s", path, strerror(saved));
-		return rv;
+		rv = DG_ERR_IO;
+		goto out;
 	}
 	if (!S_ISREG(st.st_mode) || st.st_uid != geteuid() || (st.st_mode & 022) != 0) {
 		set_err(err, err_cap,
 		        "%s: the state database must be a regular file owned by the verifier's "
 		        "user and writable by no one else",
 		        path);
-		return DG_ERR_PERM;
+		rv = DG_ERR_PERM;
+		goto out;
 	}
-	return DG_OK;
+	if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+		saved = errno;
+		if (saved == EWOULDBLOCK) {
+			set_err(err, err_cap, "state database is in use by another process (one "
+			                      "verifier per state file)");
+			rv = DG_ERR_STATE;
+		} else {
+			set_err(err, err_cap, "%s: lock: %s", path, strerror(saved));
+			rv = DG_ERR_IO;
+		}
+		goto out;
+	}
+	*lock_fd = fd;
+	fd = -1;
+	rv = DG_OK;
+out:
+	if (fd >= 0)
+		close(fd);
+	return rv;
 }
 
 static int
@@ -230,9 +261,10 @@ out:
 	return rv;
 }
 
-/* Create the schema in a new database or check the version of an existing one. */
+/* Create the schema in a new database (if create) or check the version of an
+ * existing one. */
 static int
-check_schema(struct dg_store *s, const char *path, char *err, size_t err_cap)
+check_schema(struct dg_store *s, const char *path, bool create, char *err, size_t err_cap)
 {
 	sqlite3_int64 n_tables = 0, version = 0;
 	bool is_int = false;
@@ -244,7 +276,7 @@ check_schema(struct dg_store *s, const char *path, char *err, size_t err_cap)
 		set_err(err, err_cap, "%s: cannot read the schema: %s", path, sqlite3_errmsg(s->db));
 		return rv;
 	}
-	if (n_tables == 0)
+	if (n_tables == 0 && create)
 		return exec_sql(s, schema_sql, "creating the schema", err, err_cap);
 	rv = query_int(s, "SELECT version FROM schema_version", &version, &is_int);
 	if (rv != DG_OK || !is_int) {
@@ -280,10 +312,11 @@ dg_store_open(const char *path, struct dg_store **out, char *err, size_t err_cap
 	bool memory = strcmp(path, DG_STORE_MEMORY) == 0;
 	int rv, rc;
 
-	if (!memory && (rv = check_file(path, err, err_cap)) != DG_OK)
-		return rv;
 	if ((s = calloc(1, sizeof *s)) == NULL)
 		return DG_ERR_NOMEM;
+	s->lock_fd = -1;
+	if (!memory && (rv = lock_file(path, &s->lock_fd, err, err_cap)) != DG_OK)
+		goto out;
 	rc = sqlite3_open_v2(path, &s->db,
 	                     SQLITE_OPEN_READWRITE | (memory ? SQLITE_OPEN_CREATE : 0), NULL);
 	if (rc != SQLITE_OK) {
@@ -293,21 +326,19 @@ dg_store_open(const char *path, struct dg_store **out, char *err, size_t err_cap
 		goto out;
 	}
 	sqlite3_extended_result_codes(s->db, 1);
+	sqlite3_busy_timeout(s->db, BUSY_TIMEOUT_MS);
 	/*
-	 * Exclusive locking first: the lock taken by the first write below is
-	 * then kept until close, so a second verifier on this file fails at
-	 * open, and WAL keeps its index in process memory (no -shm file).
+	 * WAL, so that readers (driftgate-verifier status) neither block a save
+	 * nor see half of one; lock_file keeps out a second writer.
 	 * synchronous=FULL syncs the WAL at every commit: a verdict goes out
 	 * only after its state would survive a power loss, not just a crash.
 	 */
-	if ((rv = exec_sql(s, "PRAGMA locking_mode = EXCLUSIVE", "locking_mode", err, err_cap)) !=
-	        DG_OK ||
-	    (rv = set_wal(s, memory, err, err_cap)) != DG_OK ||
+	if ((rv = set_wal(s, memory, err, err_cap)) != DG_OK ||
 	    (rv = exec_sql(s, "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON",
 	                   "pragmas", err, err_cap)) != DG_OK ||
 	    (rv = exec_sql(s, "BEGIN EXCLUSIVE", "begin", err, err_cap)) != DG_OK)
 		goto out;
-	if ((rv = check_schema(s, path, err, err_cap)) != DG_OK) {
+	if ((rv = check_schema(s, path, true, err, err_cap)) != DG_OK) {
 		(void)sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
 		goto out;
 	}
@@ -332,6 +363,33 @@ out:
 	return rv;
 }
 
+int
+dg_store_open_readonly(const char *path, struct dg_store **out, char *err, size_t err_cap)
+{
+	struct dg_store *s = NULL;
+	int rv, rc;
+
+	if ((s = calloc(1, sizeof *s)) == NULL)
+		return DG_ERR_NOMEM;
+	s->lock_fd = -1;
+	rc = sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READONLY, NULL);
+	if (rc != SQLITE_OK) {
+		set_err(err, err_cap, "%s: %s", path,
+		        s->db != NULL ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc));
+		rv = map_sqlite(rc);
+		goto out;
+	}
+	sqlite3_extended_result_codes(s->db, 1);
+	sqlite3_busy_timeout(s->db, BUSY_TIMEOUT_MS);
+	if ((rv = check_schema(s, path, false, err, err_cap)) != DG_OK)
+		goto out;
+	*out = s;
+	s = NULL;
+out:
+	dg_store_close(s);
+	return rv;
+}
+
 void
 dg_store_close(struct dg_store *s)
 {
@@ -347,6 +405,8 @@ dg_store_close(struct dg_store *s)
 	sqlite3_finalize(s->drift_clear);
 	sqlite3_finalize(s->drift_add);
 	sqlite3_close_v2(s->db);
+	if (s->lock_fd >= 0)
+		close(s->lock_fd); /* after SQLite: see lock_file */
 	free(s);
 }
 
@@ -729,13 +789,46 @@ out:
 	return rv;
 }
 
+/*
+ * Append the reason in columns col (seq), col + 1 (code) and col + 2 (detail)
+ * of the current row to a's drift. Rows come sorted by seq: each must be the
+ * next slot, within the bound.
+ */
+static int
+read_reason(sqlite3_stmt *st, int col, struct dg_agent_rec *a, char *err, size_t err_cap)
+{
+	const unsigned char *code, *detail;
+	size_t code_len, detail_len;
+	sqlite3_int64 seq;
+
+	if (!col_int(st, col, 0, DG_VERDICT_MAX_REASONS - 1, &seq) ||
+	    (size_t)seq != a->n_drift) {
+		set_err(err, err_cap, "state database: drift of agent '%s': reason %zu missing "
+		                      "or out of sequence", a->id, a->n_drift);
+		return DG_ERR_FORMAT;
+	}
+	if (!col_text(st, col + 1, 1, DG_REASON_CODE_MAX - 1, &code, &code_len) ||
+	    !printable(code, code_len, 0x21) ||
+	    !col_text(st, col + 2, 0, DG_REASON_DETAIL_MAX - 1, &detail, &detail_len) ||
+	    !printable(detail, detail_len, 0x20)) {
+		set_err(err, err_cap, "state database: drift of agent '%s': reason %zu is not "
+		                      "a code and a printable detail", a->id, a->n_drift);
+		return DG_ERR_FORMAT;
+	}
+	struct dg_reason *d = &a->drift[a->n_drift++];
+	memcpy(d->code, code, code_len);
+	d->code[code_len] = '\0';
+	memcpy(d->detail, detail, detail_len);
+	d->detail[detail_len] = '\0';
+	return DG_OK;
+}
+
 static int
 load_drift(struct dg_store *s, struct dg_registry *r, char *err, size_t err_cap)
 {
 	sqlite3_stmt *st = NULL;
-	const unsigned char *id, *code, *detail;
-	size_t n, code_len, detail_len;
-	sqlite3_int64 seq;
+	const unsigned char *id;
+	size_t n;
 	int rc, rv;
 
 	if ((rv = prepare(s, "SELECT agent, seq, code, detail FROM drift ORDER BY agent, seq", false, &st,
@@ -756,26 +849,8 @@ load_drift(struct dg_store *s, struct dg_registry *r, char *err, size_t err_cap)
 			        name);
 			goto out;
 		}
-		/* Rows come sorted by seq: each must be the next slot, within the bound. */
-		if (!col_int(st, 1, 0, DG_VERDICT_MAX_REASONS - 1, &seq) ||
-		    (size_t)seq != a->n_drift) {
-			set_err(err, err_cap, "state database: drift of agent '%s': reason %zu missing "
-			                      "or out of sequence", name, a->n_drift);
+		if ((rv = read_reason(st, 1, a, err, err_cap)) != DG_OK)
 			goto out;
-		}
-		if (!col_text(st, 2, 1, DG_REASON_CODE_MAX - 1, &code, &code_len) ||
-		    !printable(code, code_len, 0x21) ||
-		    !col_text(st, 3, 0, DG_REASON_DETAIL_MAX - 1, &detail, &detail_len) ||
-		    !printable(detail, detail_len, 0x20)) {
-			set_err(err, err_cap, "state database: drift of agent '%s': reason %zu is not "
-			                      "a code and a printable detail", name, a->n_drift);
-			goto out;
-		}
-		struct dg_reason *d = &a->drift[a->n_drift++];
-		memcpy(d->code, code, code_len);
-		d->code[code_len] = '\0';
-		memcpy(d->detail, detail, detail_len);
-		d->detail[detail_len] = '\0';
 	}
 	if (rc != SQLITE_DONE) {
 		set_err(err, err_cap, "state database: reading drift: %s", sqlite3_errmsg(s->db));
@@ -794,5 +869,96 @@ dg_store_load(struct dg_store *s, struct dg_registry *r, char *err, size_t err_c
 	int rv = load_agents(s, r, err, err_cap);
 	if (rv == DG_OK)
 		rv = load_drift(s, r, err, err_cap);
+	return rv;
+}
+
+/* ---- list ---- */
+
+/* Forget the previous row's agent, keeping the allocation. */
+static void
+rec_reset(struct dg_agent_rec *a)
+{
+	EVP_PKEY_free(a->ak);
+	dg_containers_free(a->containers);
+	memset(a, 0, sizeof *a);
+}
+
+int
+dg_store_list(struct dg_store *s, dg_store_list_fn fn, void *arg, char *err, size_t err_cap)
+{
+	sqlite3_stmt *agents = NULL, *drift = NULL;
+	struct dg_agent_rec *a = calloc(1, sizeof *a); /* ~20 KiB: not on the stack */
+	const unsigned char *id;
+	const char *field = NULL;
+	char why[128];
+	bool in_read = false;
+	size_t n, row = 0;
+	int rc, rv;
+
+	if (a == NULL)
+		return DG_ERR_NOMEM;
+	/* One read transaction: every agent and its drift from one committed
+	 * state, whatever a running verifier commits meanwhile. */
+	if ((rv = exec_sql(s, "BEGIN", "begin", err, err_cap)) != DG_OK)
+		goto out;
+	in_read = true;
+	if ((rv = prepare(s, "SELECT " AGENT_COLUMNS " FROM agents ORDER BY id", false, &agents,
+	                  err, err_cap)) != DG_OK ||
+	    (rv = prepare(s, "SELECT seq, code, detail FROM drift WHERE agent = ?1 ORDER BY seq",
+	                  false, &drift, err, err_cap)) != DG_OK)
+		goto out;
+	while ((rc = sqlite3_step(agents)) == SQLITE_ROW) {
+		rec_reset(a);
+		if (++row > DG_REGISTRY_MAX_AGENTS) {
+			set_err(err, err_cap, "state database: more than %d agents",
+			        DG_REGISTRY_MAX_AGENTS);
+			rv = DG_ERR_TOOBIG;
+			goto out;
+		}
+		if (!col_text(agents, C_ID, 1, DG_WIRE_MAX_AGENT_ID, &id, &n) ||
+		    !agent_id_valid(id, n)) {
+			set_err(err, err_cap, "state database: agent row %zu: id is not an agent id",
+			        row);
+			rv = DG_ERR_FORMAT;
+			goto out;
+		}
+		memcpy(a->id, id, n);
+		why[0] = '\0';
+		if ((rv = fill_agent(agents, a, &field, why, sizeof why)) != DG_OK) {
+			set_err(err, err_cap, "state database: agent '%s': %s%s", a->id,
+			        field ? field : "row", why[0] ? why : ": bad type, length or range");
+			goto out;
+		}
+		a->activated = true; /* only activated agents are stored */
+		if (sqlite3_bind_text(drift, 1, a->id, -1, SQLITE_STATIC) != SQLITE_OK) {
+			rv = DG_ERR_IO;
+			goto out;
+		}
+		while ((rc = sqlite3_step(drift)) == SQLITE_ROW)
+			if ((rv = read_reason(drift, 0, a, err, err_cap)) != DG_OK)
+				goto out;
+		sqlite3_reset(drift);
+		if (rc != SQLITE_DONE) {
+			set_err(err, err_cap, "state database: reading drift: %s",
+			        sqlite3_errmsg(s->db));
+			rv = map_sqlite(rc);
+			goto out;
+		}
+		if ((rv = fn(a, arg)) != DG_OK)
+			goto out;
+	}
+	if (rc != SQLITE_DONE) {
+		set_err(err, err_cap, "state database: reading agents: %s", sqlite3_errmsg(s->db));
+		rv = map_sqlite(rc);
+		goto out;
+	}
+	rv = DG_OK;
+out:
+	sqlite3_finalize(agents);
+	sqlite3_finalize(drift);
+	if (in_read)
+		(void)sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL); /* nothing to keep */
+	rec_reset(a);
+	free(a);
 	return rv;
 }

@@ -14,8 +14,10 @@
  *
  * Everything read back is treated as untrusted: a row that does not hold
  * together is an error at load, never a crash and never a silently reset
- * agent. One process owns a state file at a time (SQLite exclusive locking):
- * two verifiers on one file would overwrite each other's agents.
+ * agent. One verifier owns a state file at a time (an flock held while it is
+ * open): two would overwrite each other's agents. Readers may open it at any
+ * time (dg_store_open_readonly): WAL gives them the last committed state and
+ * never makes a save wait for them.
  */
 #ifndef DRIFTGATE_VERIFIER_STORE_H
 #define DRIFTGATE_VERIFIER_STORE_H
@@ -64,5 +66,24 @@ int dg_store_save(struct dg_store *s, const struct dg_agent_rec *a);
  */
 int dg_store_batch_begin(struct dg_store *s);
 int dg_store_batch_commit(struct dg_store *s);
+
+/*
+ * For listings while a verifier may be running (driftgate-verifier status):
+ * open an existing state read-only, without the verifier's lock and without
+ * creating anything. DG_ERR_FORMAT for a database that is not a driftgate
+ * state, DG_ERR_UNSUPPORTED for another schema version. A store opened so
+ * serves dg_store_list only.
+ */
+int dg_store_open_readonly(const char *path, struct dg_store **out, char *err, size_t err_cap);
+
+typedef int (*dg_store_list_fn)(const struct dg_agent_rec *a, void *arg);
+/*
+ * Call fn on every stored agent in id order, as dg_store_load would rebuild
+ * it (every row checked the same way; at most DG_REGISTRY_MAX_AGENTS), all
+ * from one committed state. a is valid during the call only. A non-DG_OK
+ * return from fn stops the listing and is returned; a bad row is
+ * DG_ERR_FORMAT with err naming the agent and the field.
+ */
+int dg_store_list(struct dg_store *s, dg_store_list_fn fn, void *arg, char *err, size_t err_cap);
 
 #endif

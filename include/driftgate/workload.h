@@ -85,6 +85,8 @@ struct dg_containers;
 int dg_containers_new(struct dg_containers **out);
 int dg_containers_clone(const struct dg_containers *src, struct dg_containers **out);
 void dg_containers_free(struct dg_containers *s);
+/* How many containers the log has announced. */
+size_t dg_containers_count(const struct dg_containers *s);
 
 /* The workload a container announced in the log claims to belong to (its
  * record's "workload"), or NULL if the log never announced id. */

@@ -4,7 +4,9 @@
  * API, as an operator or an attacker with the file could) are refused at load
  * with an error naming the field; another schema version, a foreign database,
  * a second process and unsafe permissions are refused at open; a save that
- * fails leaves the stored state as it was. Keys are the tpm2-tools-made
+ * fails leaves the stored state as it was; a reader lists the agents while
+ * the verifier has the file open and saves, and the status command prints
+ * them. Keys are the tpm2-tools-made
  * public areas of the fuzz corpus; their TPM names are computed here with
  * OpenSSL's SHA-256, not by driftgate.
  */
@@ -19,6 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <json-c/json.h>
 #include <openssl/evp.h>
 #include <openssl/sha.h>
 #include <sqlite3.h>
@@ -28,6 +31,7 @@
 #include "driftgate/tpmkey.h"
 #include "driftgate/workload.h"
 #include "registry.h"
+#include "status.h"
 #include "store.h"
 #include "testutil.h"
 
@@ -474,6 +478,194 @@ START_TEST(test_failed_save_changes_nothing)
 }
 END_TEST
 
+/* What a listing saw, and a save made from inside it. */
+struct seen {
+	char ids[4][DG_WIRE_MAX_AGENT_ID + 1];
+	enum dg_registry_state states[4];
+	size_t n_drift[4], n;
+	struct dg_store *writer;   /* saves node-b from inside the listing, if set */
+	struct dg_agent_rec *b;
+};
+
+static int
+collect(const struct dg_agent_rec *a, void *arg)
+{
+	struct seen *s = arg;
+	ck_assert_uint_lt(s->n, 4);
+	ck_assert(a->activated);
+	snprintf(s->ids[s->n], sizeof s->ids[s->n], "%s", a->id);
+	s->states[s->n] = dg_registry_state(a);
+	s->n_drift[s->n++] = a->n_drift;
+	if (s->writer != NULL) /* the verifier goes on committing meanwhile */
+		ck_assert_int_eq(dg_store_save(s->writer, s->b), DG_OK);
+	return DG_OK;
+}
+
+static int
+stop_listing(const struct dg_agent_rec *a, void *arg)
+{
+	(void)a;
+	(void)arg;
+	return DG_ERR_DENIED;
+}
+
+/*
+ * A reader lists the agents while the verifier holds the file open and
+ * saves: every row checked as at load, in id order, from one committed
+ * state; the save made during the listing is not seen by it, and it does
+ * not wait for the listing.
+ */
+START_TEST(test_list_while_running)
+{
+	struct dg_registry *want, *r;
+	struct dg_store *verifier = NULL, *reader = NULL;
+	struct dg_agent_rec *b;
+	struct seen seen;
+	char err[512] = "", path[4200], missing[4300];
+	struct stat st;
+
+	path_in_work("state.db", path, sizeof path);
+	ck_assert_int_eq(dg_registry_new(&want), DG_OK);
+	make_state(path, want); /* node-a failed (32 reasons), node-b enrolled */
+	ck_assert_msg(dg_store_open(path, &verifier, err, sizeof err) == DG_OK, "%s", err);
+	ck_assert_msg(dg_store_open_readonly(path, &reader, err, sizeof err) == DG_OK, "%s", err);
+
+	ck_assert_int_eq(dg_registry_new(&r), DG_OK);
+	ck_assert_int_eq(dg_registry_add(r, "node-b", &b), DG_OK);
+	fill_fresh(b);
+	b->have_clock = true; /* its first proven round, no drift: pass */
+	b->replay.used = 1u << 8;
+	b->replay.entries = 3;
+	b->replay.sha256[8][0] = 1;
+	memset(&seen, 0, sizeof seen);
+	seen.writer = verifier;
+	seen.b = b;
+	ck_assert_msg(dg_store_list(reader, collect, &seen, err, sizeof err) == DG_OK, "%s", err);
+	ck_assert_uint_eq(seen.n, 2);
+	ck_assert_str_eq(seen.ids[0], "node-a");
+	ck_assert_int_eq(seen.states[0], DG_REGISTRY_FAIL);
+	ck_assert_uint_eq(seen.n_drift[0], DG_VERDICT_MAX_REASONS);
+	ck_assert_str_eq(seen.ids[1], "node-b");
+	ck_assert_int_eq(seen.states[1], DG_REGISTRY_ENROLLED); /* not the save made meanwhile */
+	/* The next listing sees it. */
+	memset(&seen, 0, sizeof seen);
+	ck_assert_int_eq(dg_store_list(reader, collect, &seen, err, sizeof err), DG_OK);
+	ck_assert_int_eq(seen.states[1], DG_REGISTRY_PASS);
+	ck_assert_int_eq(dg_store_list(reader, stop_listing, NULL, err, sizeof err), DG_ERR_DENIED);
+	dg_store_close(reader);
+	dg_store_close(verifier);
+	dg_registry_free(r);
+	dg_registry_free(want);
+
+	/* A bad row is refused as the load refuses it, naming the agent and field. */
+	tamper(path, "UPDATE agents SET pcr = 99 WHERE id = 'node-b'");
+	ck_assert_int_eq(dg_store_open_readonly(path, &reader, err, sizeof err), DG_OK);
+	memset(&seen, 0, sizeof seen);
+	ck_assert_int_eq(dg_store_list(reader, collect, &seen, err, sizeof err), DG_ERR_FORMAT);
+	ck_assert_ptr_nonnull(strstr(err, "agent 'node-b': pcr"));
+	dg_store_close(reader);
+
+	/* Read-only creates nothing, and a file that is no state is refused. */
+	snprintf(missing, sizeof missing, "%s/missing.db", work);
+	ck_assert_int_ne(dg_store_open_readonly(missing, &reader, err, sizeof err), DG_OK);
+	ck_assert_int_ne(stat(missing, &st), 0);
+	sqlite3 *db = NULL;
+	ck_assert_int_eq(sqlite3_open(missing, &db), SQLITE_OK);
+	ck_assert_int_eq(sqlite3_exec(db, "CREATE TABLE t (x)", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	ck_assert_int_eq(dg_store_open_readonly(missing, &reader, err, sizeof err), DG_ERR_FORMAT);
+	ck_assert_ptr_nonnull(strstr(err, "not a driftgate verifier state database"));
+}
+END_TEST
+
+/* The status command's output, both forms, exactly. */
+START_TEST(test_status_output)
+{
+	struct dg_registry *r;
+	struct dg_store *s = NULL;
+	struct dg_agent_rec *a, *b, *c;
+	char err[512] = "", path[4200], want[4096], *text = NULL;
+	size_t len = 0;
+	FILE *out;
+
+	path_in_work("state.db", path, sizeof path);
+	ck_assert_int_eq(dg_registry_new(&r), DG_OK);
+	ck_assert_int_eq(dg_store_open(path, &s, err, sizeof err), DG_OK);
+	ck_assert_int_eq(dg_registry_add(r, "web-1", &c), DG_OK);
+	fill_full(c, 0);
+	c->n_drift = 0;
+	ck_assert_int_eq(dg_store_save(s, c), DG_OK);
+	ck_assert_int_eq(dg_registry_add(r, "node-a", &a), DG_OK);
+	fill_full(a, 0);
+	a->n_drift = 2;
+	ck_assert_int_eq(dg_store_save(s, a), DG_OK);
+	ck_assert_int_eq(dg_registry_add(r, "node-b", &b), DG_OK);
+	fill_fresh(b);
+	ck_assert_int_eq(dg_store_save(s, b), DG_OK);
+
+	/* Table: sorted by id, columns aligned, "-" before the first proven round. */
+	ck_assert_ptr_nonnull(out = open_memstream(&text, &len));
+	ck_assert_msg(dg_status_print(path, false, out, err, sizeof err) == DG_OK, "%s", err);
+	fclose(out);
+	snprintf(want, sizeof want,
+	         "AGENT   STATE         ENTRIES  RESETCOUNT  CONTAINERS  REASONS\n"
+	         "node-a  fail      12345678901           7           1  spec-changed: %s; "
+	         "exec-unknown: %s\n"
+	         "node-b  enrolled            0           -           0\n"
+	         "web-1   pass      12345678901           7           1\n",
+	         a->drift[0].detail, a->drift[1].detail);
+	ck_assert_str_eq(text, want);
+	free(text);
+
+	/* JSON: one document, read back with json-c. */
+	ck_assert_ptr_nonnull(out = open_memstream(&text, &len));
+	ck_assert_int_eq(dg_status_print(path, true, out, err, sizeof err), DG_OK);
+	fclose(out);
+	json_object *doc = json_tokener_parse(text), *agents, *o, *v;
+	ck_assert_ptr_nonnull(doc);
+	ck_assert(json_object_object_get_ex(doc, "agents", &agents));
+	ck_assert_uint_eq(json_object_array_length(agents), 3);
+	o = json_object_array_get_idx(agents, 0);
+	ck_assert(json_object_object_get_ex(o, "id", &v));
+	ck_assert_str_eq(json_object_get_string(v), "node-a");
+	ck_assert(json_object_object_get_ex(o, "state", &v));
+	ck_assert_str_eq(json_object_get_string(v), "fail");
+	ck_assert(json_object_object_get_ex(o, "entries", &v));
+	ck_assert_uint_eq(json_object_get_uint64(v), 12345678901ull);
+	ck_assert(json_object_object_get_ex(o, "reset_count", &v));
+	ck_assert_int_eq(json_object_get_int64(v), 7);
+	ck_assert(json_object_object_get_ex(o, "containers", &v));
+	ck_assert_int_eq(json_object_get_int64(v), 1);
+	ck_assert(json_object_object_get_ex(o, "reasons", &v));
+	ck_assert_uint_eq(json_object_array_length(v), 2);
+	v = json_object_array_get_idx(v, 1);
+	ck_assert_str_eq(json_object_get_string(json_object_object_get(v, "code")), "exec-unknown");
+	ck_assert_str_eq(json_object_get_string(json_object_object_get(v, "detail")),
+	                 a->drift[1].detail);
+	o = json_object_array_get_idx(agents, 1);
+	ck_assert_str_eq(json_object_get_string(json_object_object_get(o, "state")), "enrolled");
+	ck_assert(json_object_object_get_ex(o, "reset_count", &v));
+	ck_assert_ptr_null(v); /* JSON null: no proven round yet */
+	ck_assert_uint_eq(json_object_array_length(json_object_object_get(o, "reasons")), 0);
+	o = json_object_array_get_idx(agents, 2);
+	ck_assert_str_eq(json_object_get_string(json_object_object_get(o, "state")), "pass");
+	json_object_put(doc);
+	free(text);
+	dg_store_close(s);
+	dg_registry_free(r);
+
+	/* Errors name the file. */
+	snprintf(path, sizeof path, "%s/missing.db", work);
+	err[0] = '\0';
+	ck_assert_ptr_nonnull(out = open_memstream(&text, &len));
+	ck_assert_int_ne(dg_status_print(path, false, out, err, sizeof err), DG_OK);
+	fclose(out);
+	ck_assert_ptr_nonnull(strstr(err, path));
+	ck_assert_str_eq(text, "");
+	free(text);
+}
+END_TEST
+
 /* What one committed attestation costs in the store (printed, not asserted). */
 START_TEST(test_save_cost)
 {
@@ -523,6 +715,8 @@ store_suite(void)
 	tcase_add_test(tc, test_corrupt_rows);
 	tcase_add_test(tc, test_exclusive_and_permissions);
 	tcase_add_test(tc, test_failed_save_changes_nothing);
+	tcase_add_test(tc, test_list_while_running);
+	tcase_add_test(tc, test_status_output);
 	tcase_add_test(tc, test_save_cost);
 	suite_add_tcase(s, tc);
 	return s;
