@@ -9,7 +9,8 @@
 #   fleet-<backend>-max-rate: ours <attestations/s>, peer <RSA-2048 verifies/s>, ratio <r>
 #
 # Backends: disk = --state and --audit-log on disk in a temp dir (the
-# default deployment: SQLite WAL synchronous=FULL plus the audit fdatasync);
+# default deployment: SQLite WAL synchronous=FULL plus the audit fdatasync,
+# once per batch of rounds in flight);
 # memory = --state :memory: (no state fsync, audit still on disk);
 # nosync = --state :memory: --audit-log - (no fsync at all: the CPU bound).
 #
@@ -17,7 +18,8 @@
 # Knobs (environment): DG_FLEET_AGENTS ("1000"; e.g. "1000 10000" for the big
 # run), DG_FLEET_DURATION (10 s per run), DG_FLEET_BACKENDS ("disk memory"),
 # DG_FLEET_HEARTBEAT (2 s), DG_FLEET_ENTRIES (1 new entry per round),
-# DG_FLEET_THREADS (4), DG_FLEET_MAX (1), DG_FLEET_KEYS (loadgen's default).
+# DG_FLEET_THREADS (128: rounds in flight), DG_FLEET_MAX (1), DG_FLEET_KEYS
+# (loadgen's default).
 # Exit status 1 if any round failed or erred: with the loadgen's baseline every
 # round must pass.
 set -u
@@ -31,7 +33,7 @@ DURATION=${DG_FLEET_DURATION:-10}
 BACKENDS=${DG_FLEET_BACKENDS:-disk memory}
 HEARTBEAT=${DG_FLEET_HEARTBEAT:-2}
 ENTRIES=${DG_FLEET_ENTRIES:-1}
-THREADS=${DG_FLEET_THREADS:-4}
+THREADS=${DG_FLEET_THREADS:-128}
 MAX=${DG_FLEET_MAX:-1}
 [ -x "$LOADGEN" ] || dg_fail "$LOADGEN not built"
 [ -x "$DG_VERIFIER" ] || dg_fail "$DG_VERIFIER not built"

@@ -67,7 +67,7 @@
 #define LG_TIMEOUT_MS 60000
 #define LG_MAX_PRINTED 20            /* fail and error details printed per run */
 #define LG_MAX_AGENTS 100000         /* the verifier's DG_REGISTRY_MAX_AGENTS */
-#define LG_MAX_THREADS 256
+#define LG_MAX_THREADS 1024
 #define LG_MAX_ENTRIES 10000
 #define LG_DEFAULT_FILES 1000
 #define LG_ENTRY_MAX 256             /* one encoded entry of ours, with room */
@@ -1036,7 +1036,9 @@ usage(FILE *f)
 	    "                           possible (default: N/2, a 2 s heartbeat)\n"
 	    "  -d, --duration S         seconds of attestation (default 10)\n"
 	    "  -k, --entries K          new log entries per round (default 1)\n"
-	    "  -t, --threads T          req sockets, one thread each (default 4)\n"
+	    "  -t, --threads T          req sockets, one thread each: rounds in flight\n"
+	    "                           (default 128; the verifier batches what is in\n"
+	    "                           flight into one commit, so few threads starve it)\n"
 	    "      --keys P             distinct EK/AK pairs, shared round-robin by the\n"
 	    "                           agents (default min(N, 16); N: one per agent)\n"
 	    "      --files F            files in the baseline (default 1000)\n"
@@ -1325,10 +1327,12 @@ main(int argc, char **argv)
 	bool rate_given;
 	int rv;
 
+	/* Progress lines go out as they happen, also into a log file. */
+	(void)setvbuf(stdout, NULL, _IOLBF, 0);
 	memset(&run, 0, sizeof run);
 	snprintf(prefix, sizeof prefix, "loadgen-%ld-", (long)getpid());
 	run.opt = (struct lg_options){
-		.agents = 1000, .threads = 4, .entries = 1, .files = LG_DEFAULT_FILES,
+		.agents = 1000, .threads = 128, .entries = 1, .files = LG_DEFAULT_FILES,
 		.duration = 10, .id_prefix = prefix,
 	};
 	if (lg_parse(argc, argv, &run.opt, &rate_given) != DG_OK) {
