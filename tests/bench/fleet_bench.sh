@@ -19,7 +19,7 @@
 # run), DG_FLEET_DURATION (10 s per run), DG_FLEET_BACKENDS ("disk memory"),
 # DG_FLEET_HEARTBEAT (2 s), DG_FLEET_ENTRIES (1 new entry per round),
 # DG_FLEET_THREADS (128: rounds in flight), DG_FLEET_MAX (1), DG_FLEET_KEYS
-# (loadgen's default).
+# (loadgen's default), DG_FLEET_DIR (/var/tmp: where the state lives).
 # Exit status 1 if any round failed or erred: with the loadgen's baseline every
 # round must pass.
 set -u
@@ -38,7 +38,11 @@ MAX=${DG_FLEET_MAX:-1}
 [ -x "$LOADGEN" ] || dg_fail "$LOADGEN not built"
 [ -x "$DG_VERIFIER" ] || dg_fail "$DG_VERIFIER not built"
 
-dg_workdir
+# Not dg_workdir: the state must be on disk (/tmp may be tmpfs), in a
+# directory of our own that no cleanup of /tmp/dg-e2e.* takes away mid-run.
+DG_WORK=$(mktemp -d "${DG_FLEET_DIR:-/var/tmp}/driftgate-fleet.XXXXXX") || dg_fail "mktemp"
+DG_PIDS=()
+trap dg_cleanup EXIT
 [ "$(stat -f -c %T "$DG_WORK")" != tmpfs ] \
 	|| dg_note "warning: $DG_WORK is on tmpfs: the disk backend syncs nothing"
 "$LOADGEN" --make-policies "$DG_WORK/policies" >/dev/null || dg_fail "make-policies"
@@ -66,6 +70,7 @@ run() {
 	local rc=$?
 	kill "$VERIFIER_PID" 2>/dev/null
 	wait "$VERIFIER_PID" 2>/dev/null
+	DG_PIDS=() # gone: the exit trap must not signal a pid reused since
 	grep -v '^loadgen-result' "$out" | sed "s/^/# [$tag] /"
 	local res
 	res=$(grep '^loadgen-result' "$out") || { BAD=1; dg_note "[$tag] no result (exit $rc)"; return; }
