@@ -5,7 +5,7 @@
  *   dg_attestation_failures_total{reason="<code>"}       failed rounds per reason code
  *   dg_attestation_duration_seconds (histogram)          time to handle an ATTEST
  *   dg_enrollments_total                                 enrollments activated
- *   dg_agents{state="enrolling|enrolled|pass|fail"}      agents by registry state
+ *   dg_agents{state="enrolling|enrolled|pass|fail|silent"} agents by registry state
  * The server thread records; nng's HTTP thread copies a snapshot under a
  * mutex and renders it with dg_metrics_render, a pure function.
  */

@@ -141,6 +141,8 @@ dg_registry_state(const struct dg_agent_rec *a)
 		return DG_REGISTRY_ENROLLING;
 	if (a->n_drift > 0)
 		return DG_REGISTRY_FAIL;
+	if (a->heartbeat_missed)
+		return DG_REGISTRY_SILENT;
 	return a->have_clock ? DG_REGISTRY_PASS : DG_REGISTRY_ENROLLED;
 }
 
@@ -152,6 +154,7 @@ dg_registry_state_name(enum dg_registry_state s)
 		[DG_REGISTRY_ENROLLED] = "enrolled",
 		[DG_REGISTRY_PASS] = "pass",
 		[DG_REGISTRY_FAIL] = "fail",
+		[DG_REGISTRY_SILENT] = "silent",
 	};
 	return (unsigned)s < DG_REGISTRY_STATES ? names[s] : "unknown";
 }

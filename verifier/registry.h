@@ -75,6 +75,7 @@ enum dg_registry_state {
 	DG_REGISTRY_ENROLLED,
 	DG_REGISTRY_PASS,
 	DG_REGISTRY_FAIL,
+	DG_REGISTRY_SILENT, /* no drift, but missed its heartbeat (attest.h) */
 	DG_REGISTRY_STATES
 };
 enum dg_registry_state dg_registry_state(const struct dg_agent_rec *a);

@@ -158,7 +158,8 @@ static const char expected[] =
 	"dg_agents{state=\"enrolling\"} 0\n"
 	"dg_agents{state=\"enrolled\"} 1\n"
 	"dg_agents{state=\"pass\"} 4\n"
-	"dg_agents{state=\"fail\"} 2\n";
+	"dg_agents{state=\"fail\"} 2\n"
+	"dg_agents{state=\"silent\"} 3\n";
 
 static void
 sample(struct dg_metrics_snapshot *s)
@@ -184,6 +185,7 @@ sample(struct dg_metrics_snapshot *s)
 	s->agents[DG_REGISTRY_ENROLLED] = 1;
 	s->agents[DG_REGISTRY_PASS] = 4;
 	s->agents[DG_REGISTRY_FAIL] = 2;
+	s->agents[DG_REGISTRY_SILENT] = 3;
 }
 
 /* Compared line by line, so a failure names the first line that differs. */
