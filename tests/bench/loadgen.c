@@ -42,6 +42,7 @@
 #include <nng/protocol/reqrep0/req.h>
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
+#include <openssl/ec.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <tss2/tss2_mu.h>
@@ -59,6 +60,7 @@
 #define LG_PCR 13                    /* the agent's default PCR */
 #define LG_RSA_BITS 2048
 #define LG_RSA_BYTES (LG_RSA_BITS / 8)
+#define LG_P256_COORD 32
 #define LG_SHA256_LEN 32
 #define LG_AES128_LEN 16
 #define LG_PCR_SELECT_BYTES 3        /* 24 PCRs, as the agent's TPM selects them */
@@ -85,6 +87,7 @@ struct lg_options {
 	const char *make_policies;
 	const char *id_prefix;
 	unsigned agents, threads, keys, entries, files;
+	bool ecc_ak;                   /* --ak ecc: P-256 ECDSA AKs instead of RSA-2048 */
 	double rate, duration;
 	long verifier_pid;             /* 0: not given */
 };
@@ -92,6 +95,7 @@ struct lg_options {
 /* One simulated TPM: EK and AK, their public areas and the AK's name. */
 struct lg_keys {
 	EVP_PKEY *ek, *ak;
+	bool ecc_ak;
 	uint8_t ek_pub[DG_TPMKEY_MAX_PUBLIC], ak_pub[DG_TPMKEY_MAX_PUBLIC];
 	size_t ek_pub_len, ak_pub_len;
 	uint8_t ak_name[DG_TPMKEY_MAX_NAME];
@@ -324,6 +328,42 @@ lg_ak_template(TPM2B_PUBLIC *p)
 	a->parameters.rsaDetail.keyBits = LG_RSA_BITS;
 }
 
+/* What tpm2_createak -G ecc -g sha256 -s ecdsa makes: a P-256 restricted signing key. */
+static int
+lg_make_ecc_ak(EVP_PKEY **key, uint8_t *pub, size_t *pub_len)
+{
+	TPM2B_PUBLIC tp = {0};
+	TPMT_PUBLIC *a = &tp.publicArea;
+	uint8_t point[1 + 2 * LG_P256_COORD];
+	size_t len = 0, off = 0;
+
+	if ((*key = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256")) == NULL ||
+	    EVP_PKEY_set_utf8_string_param(*key, OSSL_PKEY_PARAM_EC_POINT_CONVERSION_FORMAT,
+	                                   "uncompressed") != 1 ||
+	    EVP_PKEY_get_octet_string_param(*key, OSSL_PKEY_PARAM_PUB_KEY, point, sizeof point,
+	                                    &len) != 1 ||
+	    len != sizeof point)
+		return DG_ERR_CRYPTO;
+	a->type = TPM2_ALG_ECC;
+	a->nameAlg = TPM2_ALG_SHA256;
+	a->objectAttributes = TPMA_OBJECT_RESTRICTED | TPMA_OBJECT_SIGN_ENCRYPT |
+	                      TPMA_OBJECT_FIXEDTPM | TPMA_OBJECT_FIXEDPARENT |
+	                      TPMA_OBJECT_SENSITIVEDATAORIGIN | TPMA_OBJECT_USERWITHAUTH;
+	a->parameters.eccDetail.symmetric.algorithm = TPM2_ALG_NULL;
+	a->parameters.eccDetail.scheme.scheme = TPM2_ALG_ECDSA;
+	a->parameters.eccDetail.scheme.details.ecdsa.hashAlg = TPM2_ALG_SHA256;
+	a->parameters.eccDetail.curveID = TPM2_ECC_NIST_P256;
+	a->parameters.eccDetail.kdf.scheme = TPM2_ALG_NULL;
+	a->unique.ecc.x.size = LG_P256_COORD;
+	memcpy(a->unique.ecc.x.buffer, point + 1, LG_P256_COORD);
+	a->unique.ecc.y.size = LG_P256_COORD;
+	memcpy(a->unique.ecc.y.buffer, point + 1 + LG_P256_COORD, LG_P256_COORD);
+	if (Tss2_MU_TPM2B_PUBLIC_Marshal(&tp, pub, DG_TPMKEY_MAX_PUBLIC, &off) != TSS2_RC_SUCCESS)
+		return DG_ERR_FORMAT;
+	*pub_len = off;
+	return DG_OK;
+}
+
 /* A fresh RSA-2048 key (e = 65537, the template's exponent 0) and its TPM2B_PUBLIC. */
 static int
 lg_make_key(bool ek, EVP_PKEY **key, uint8_t *pub, size_t *pub_len)
@@ -360,7 +400,8 @@ lg_keys_make(struct lg_keys *k)
 {
 	int rv;
 	if ((rv = lg_make_key(true, &k->ek, k->ek_pub, &k->ek_pub_len)) != DG_OK ||
-	    (rv = lg_make_key(false, &k->ak, k->ak_pub, &k->ak_pub_len)) != DG_OK ||
+	    (rv = k->ecc_ak ? lg_make_ecc_ak(&k->ak, k->ak_pub, &k->ak_pub_len)
+	                    : lg_make_key(false, &k->ak, k->ak_pub, &k->ak_pub_len)) != DG_OK ||
 	    (rv = dg_tpmkey_import(k->ek_pub, k->ek_pub_len, DG_TPMKEY_EK, NULL, NULL, NULL)) !=
 	        DG_OK ||
 	    (rv = dg_tpmkey_import(k->ak_pub, k->ak_pub_len, DG_TPMKEY_AK, NULL, k->ak_name,
@@ -548,12 +589,35 @@ lg_quote(const struct lg_agent *a, const uint8_t *extra, size_t extra_len, uint8
 	rv = DG_ERR_CRYPTO;
 	if ((md = EVP_MD_CTX_new()) == NULL ||
 	    EVP_DigestSignInit(md, NULL, EVP_sha256(), NULL, a->keys->ak) <= 0 ||
-	    EVP_DigestSign(md, raw, &raw_len, attest, *attest_len) <= 0 || raw_len != LG_RSA_BYTES)
+	    EVP_DigestSign(md, raw, &raw_len, attest, *attest_len) <= 0)
 		goto out;
-	ts.sigAlg = TPM2_ALG_RSASSA;
-	ts.signature.rsassa.hash = TPM2_ALG_SHA256;
-	ts.signature.rsassa.sig.size = (UINT16)raw_len;
-	memcpy(ts.signature.rsassa.sig.buffer, raw, raw_len);
+	if (a->keys->ecc_ak) {
+		/* OpenSSL signs DER; a TPM gives r and s as fixed-size integers. */
+		const uint8_t *p = raw;
+		ECDSA_SIG *es = d2i_ECDSA_SIG(NULL, &p, (long)raw_len);
+		const BIGNUM *r, *s;
+		if (es == NULL)
+			goto out;
+		ECDSA_SIG_get0(es, &r, &s);
+		ts.sigAlg = TPM2_ALG_ECDSA;
+		ts.signature.ecdsa.hash = TPM2_ALG_SHA256;
+		ts.signature.ecdsa.signatureR.size = LG_P256_COORD;
+		ts.signature.ecdsa.signatureS.size = LG_P256_COORD;
+		int ok = BN_bn2binpad(r, ts.signature.ecdsa.signatureR.buffer, LG_P256_COORD) ==
+		                 LG_P256_COORD &&
+		         BN_bn2binpad(s, ts.signature.ecdsa.signatureS.buffer, LG_P256_COORD) ==
+		                 LG_P256_COORD;
+		ECDSA_SIG_free(es);
+		if (!ok)
+			goto out;
+	} else {
+		if (raw_len != LG_RSA_BYTES)
+			goto out;
+		ts.sigAlg = TPM2_ALG_RSASSA;
+		ts.signature.rsassa.hash = TPM2_ALG_SHA256;
+		ts.signature.rsassa.sig.size = (UINT16)raw_len;
+		memcpy(ts.signature.rsassa.sig.buffer, raw, raw_len);
+	}
 	off = 0;
 	if (Tss2_MU_TPMT_SIGNATURE_Marshal(&ts, sig, DG_QUOTE_MAX_SIG, &off) != TSS2_RC_SUCCESS) {
 		rv = DG_ERR_FORMAT;
@@ -818,6 +882,7 @@ lg_keygen_main(void *arg)
 	struct lg_worker *w = arg;
 	unsigned i;
 	while ((i = atomic_fetch_add(&w->run->next_key, 1)) < w->run->opt.keys) {
+		w->run->keys[i].ecc_ak = w->run->opt.ecc_ak;
 		if ((w->rv = lg_keys_make(&w->run->keys[i])) != DG_OK) {
 			fprintf(stderr, LG_PROG ": key pair %u: %s\n", i, dg_strerror(w->rv));
 			break;
@@ -1036,6 +1101,8 @@ usage(FILE *f)
 	    "                           possible (default: N/2, a 2 s heartbeat)\n"
 	    "  -d, --duration S         seconds of attestation (default 10)\n"
 	    "  -k, --entries K          new log entries per round (default 1)\n"
+	    "      --ak rsa|ecc         the simulated AKs: RSA-2048 RSASSA (default) or\n"
+	    "                           P-256 ECDSA, both SHA-256, as tpm2_createak makes them\n"
 	    "  -t, --threads T          req sockets, one thread each: rounds in flight\n"
 	    "                           (default 128; the verifier batches what is in\n"
 	    "                           flight into one commit, so few threads starve it)\n"
@@ -1081,7 +1148,7 @@ lg_parse_double(const char *s, double lo, double hi, double *out)
 	return DG_OK;
 }
 
-enum { OPT_KEYS = 256, OPT_FILES, OPT_ID_PREFIX };
+enum { OPT_KEYS = 256, OPT_FILES, OPT_ID_PREFIX, OPT_AK };
 
 static int
 lg_parse(int argc, char **argv, struct lg_options *o, bool *rate_given)
@@ -1098,6 +1165,7 @@ lg_parse(int argc, char **argv, struct lg_options *o, bool *rate_given)
 		{"files", required_argument, NULL, OPT_FILES},
 		{"verifier-pid", required_argument, NULL, 'p'},
 		{"id-prefix", required_argument, NULL, OPT_ID_PREFIX},
+		{"ak", required_argument, NULL, OPT_AK},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -1124,6 +1192,10 @@ lg_parse(int argc, char **argv, struct lg_options *o, bool *rate_given)
 			o->verifier_pid = pid;
 			break;
 		case OPT_ID_PREFIX: o->id_prefix = optarg; break;
+		case OPT_AK:
+			o->ecc_ak = strcmp(optarg, "ecc") == 0;
+			rv = o->ecc_ak || strcmp(optarg, "rsa") == 0 ? DG_OK : DG_ERR_INVAL;
+			break;
 		case 'h': usage(stdout); exit(0);
 		default: return DG_ERR_INVAL;
 		}
