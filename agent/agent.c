@@ -58,6 +58,8 @@ struct dg_agent {
 	struct dg_exec_cache *exec_cache; /* watcher thread only */
 	nng_socket verifier;
 	bool verifier_open;
+	size_t verifier_idx;        /* which address of cfg.verifier_url is dialled */
+	char verifier_now[256];     /* that address */
 	uint8_t ek_pub[DG_WIRE_MAX_KEY], ak_pub[DG_WIRE_MAX_KEY];
 	size_t ek_pub_len, ak_pub_len;
 	uint8_t ek_cert[DG_WIRE_MAX_EK_CERT]; /* DER from the TPM's NV; ek_cert_len 0: none */
@@ -212,10 +214,28 @@ bind_point_of(struct dg_agent *a)
 	return rv;
 }
 
+/* How many addresses cfg.verifier_url lists; the idx-th (mod n) into out. */
+static size_t
+verifier_addr(const char *list, size_t idx, char *out, size_t out_cap)
+{
+	size_t n = 1, want;
+	const char *p;
+	for (p = list; *p != '\0'; p++)
+		n += *p == ',';
+	want = idx % n;
+	for (p = list; want > 0; p++)
+		want -= *p == ',';
+	size_t len = strcspn(p, ",");
+	snprintf(out, out_cap, "%.*s", (int)(len < out_cap ? len : out_cap - 1), p);
+	return n;
+}
+
 static int
 open_verifier(struct dg_agent *a)
 {
 	int rv;
+	(void)verifier_addr(a->cfg.verifier_url, a->verifier_idx, a->verifier_now,
+	                    sizeof a->verifier_now);
 	if ((rv = nng_req0_open(&a->verifier)) != 0)
 		return dg_transport_err(rv);
 	a->verifier_open = true;
@@ -223,10 +243,10 @@ open_verifier(struct dg_agent *a)
 	if ((rv = nng_socket_set_ms(a->verifier, NNG_OPT_RECVTIMEO, t)) != 0 ||
 	    (rv = nng_socket_set_ms(a->verifier, NNG_OPT_SENDTIMEO, t)) != 0 ||
 	    (rv = nng_socket_set_size(a->verifier, NNG_OPT_RECVMAXSZ, 1024 * 1024)) != 0) {
-		fprintf(stderr, LOG_PREFIX "%s: %s\n", a->cfg.verifier_url, nng_strerror(rv));
+		fprintf(stderr, LOG_PREFIX "%s: %s\n", a->verifier_now, nng_strerror(rv));
 		return dg_transport_err(rv);
 	}
-	return dg_transport_dial(a->verifier, a->cfg.verifier_url, a->cfg.tls_ca,
+	return dg_transport_dial(a->verifier, a->verifier_now, a->cfg.tls_ca,
 	                         a->cfg.tls_server_name[0] ? a->cfg.tls_server_name : NULL);
 }
 
@@ -311,17 +331,48 @@ dg_agent_stop(struct dg_agent *a)
 	free(a);
 }
 
+static bool
+transport_failed(int rv)
+{
+	return rv == DG_ERR_NET || rv == DG_ERR_TIMEOUT;
+}
+
+/*
+ * After a transport error or timeout, dial the next verifier address (if
+ * there are several): the failed request is not resent there, since a round
+ * is retried from its NONCE_REQ (dg_agent_attest) and the dead verifier may
+ * already have consumed the nonce. The dial does not wait for the peer.
+ */
+static void
+fail_over(struct dg_agent *a)
+{
+	char next[256];
+	size_t n = verifier_addr(a->cfg.verifier_url, a->verifier_idx + 1, next, sizeof next);
+	if (n < 2)
+		return; /* one verifier: nng redials it by itself */
+	if (a->verifier_open)
+		nng_close(a->verifier);
+	a->verifier_open = false;
+	a->verifier_idx = (a->verifier_idx + 1) % n;
+	fprintf(stderr, LOG_PREFIX "verifier %s unreachable: failing over to %s\n",
+	        a->verifier_now, next);
+	if (open_verifier(a) != DG_OK)
+		fprintf(stderr, LOG_PREFIX "cannot dial %s\n", a->verifier_now);
+}
+
 /* Send req and receive the reply; an ERROR reply becomes its error code. */
 static int
 call(struct dg_agent *a, const struct dg_msg *req, struct dg_msg *reply,
      enum dg_msg_type expect)
 {
-	int rv = dg_transport_send(a->verifier, req);
+	int rv = a->verifier_open ? dg_transport_send(a->verifier, req) : DG_ERR_NET;
 	if (rv == DG_OK)
 		rv = dg_transport_recv(a->verifier, reply);
 	if (rv != DG_OK) {
 		fprintf(stderr, LOG_PREFIX "%s to %s: %s\n", dg_msg_type_name(req->type),
-		        a->cfg.verifier_url, dg_strerror(rv));
+		        a->verifier_now, dg_strerror(rv));
+		if (transport_failed(rv))
+			fail_over(a);
 		return rv;
 	}
 	if (reply->type == DG_MSG_ERROR) {
@@ -369,7 +420,7 @@ dg_agent_enroll(struct dg_agent *a)
 	    (rv = call(a, &req, &reply, DG_MSG_ENROLL_DONE)) != DG_OK)
 		goto out;
 	fprintf(stderr, LOG_PREFIX "enrolled as '%s' with %s (PCR %u)\n", a->cfg.agent_id,
-	        a->cfg.verifier_url, a->cfg.pcr);
+	        a->verifier_now, a->cfg.pcr);
 out:
 	OPENSSL_cleanse(credential, sizeof credential);
 	dg_msg_clear(&req);
@@ -656,7 +707,12 @@ int
 dg_agent_attest(struct dg_agent *a)
 {
 	bool resync = false;
+	char addr[8];
+	size_t n = verifier_addr(a->cfg.verifier_url, 0, addr, sizeof addr);
 	int rv = attest_round(a, NULL, &resync, NULL, 0);
+	/* Failover: the round again, from a fresh nonce, at each other address once. */
+	for (size_t i = 1; i < n && transport_failed(rv); i++)
+		rv = attest_round(a, NULL, &resync, NULL, 0);
 	if (rv == DG_OK && resync)
 		rv = attest_round(a, NULL, &resync, NULL, 0);
 	return rv;

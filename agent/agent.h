@@ -17,6 +17,7 @@
 
 #define DG_AGENT_DEFAULT_PCR 13
 #define DG_AGENT_DEFAULT_VERIFIER "tcp://127.0.0.1:7300"
+#define DG_AGENT_MAX_VERIFIERS 8
 #define DG_AGENT_DEFAULT_CONTROL "ipc:///run/driftgate/agent.sock"
 #define DG_AGENT_WORKLOAD_SOCKET "/run/driftgate/workload/api.sock"
 #define DG_AGENT_DEFAULT_STATE_DIR "/var/lib/driftgate"
@@ -26,7 +27,10 @@
 struct dg_agent_config {
 	char agent_id[DG_WIRE_MAX_AGENT_ID + 1];
 	char tcti[256];
-	char verifier_url[256];
+	/* One verifier address, or several separated by commas: tried in this
+	 * order, the next one after a transport error or timeout (failover to
+	 * verifiers sharing one PostgreSQL state). */
+	char verifier_url[DG_AGENT_MAX_VERIFIERS * 256];
 	char tls_ca[PATH_MAX];       /* for tls+tcp:// verifier urls: what its certificate chains to */
 	char tls_server_name[256];   /* checked against the certificate; default: the url's host */
 	char control_url[256];

@@ -60,6 +60,9 @@ usage(FILE *f)
 	    "  -T, --tcti TCTI         TPM access, as tpm2-tools spells it\n"
 	    "                          (default: " DG_AGENT_DEFAULT_TCTI ")\n"
 	    "  -v, --verifier URL      verifier address (default: " DG_AGENT_DEFAULT_VERIFIER ");\n"
+	    "                          repeat it (or separate with commas) for verifiers\n"
+	    "                          sharing one PostgreSQL state: a round that gets no\n"
+	    "                          answer (transport error, timeout) moves to the next;\n"
 	    "                          tls+tcp://HOST:PORT for TLS (needs --tls-ca)\n"
 	    "      --tls-ca FILE       PEM certificates the verifier's must chain to (give\n"
 	    "                          its own certificate to pin it)\n"
@@ -95,8 +98,33 @@ struct options {
 	struct dg_agent_config cfg;
 	char measure[16][PATH_MAX];
 	size_t n_measure;
+	size_t n_verifier; /* addresses given so far */
 	enum dg_log_format format;
 };
+
+/*
+ * --verifier URL[,URL...], repeatable: each address is appended in failover
+ * order (agent.h); the first one replaces the default.
+ */
+static int
+add_verifiers(struct options *o, const char *value)
+{
+	char *list = o->cfg.verifier_url;
+	size_t cap = sizeof o->cfg.verifier_url;
+	do {
+		size_t n = strcspn(value, ","), len = o->n_verifier > 0 ? strlen(list) : 0;
+		if (n == 0 || n >= 256 || o->n_verifier >= DG_AGENT_MAX_VERIFIERS ||
+		    len + 1 + n >= cap) {
+			fprintf(stderr, "driftgate-agent: --verifier: an empty or too long address, or "
+			                "more than %d\n", DG_AGENT_MAX_VERIFIERS);
+			return DG_ERR_INVAL;
+		}
+		snprintf(list + len, cap - len, "%s%.*s", len > 0 ? "," : "", (int)n, value);
+		o->n_verifier++;
+		value += n;
+	} while (*value++ == ',');
+	return DG_OK;
+}
 
 /* One setter for the command line and the config file alike. */
 static int
@@ -111,7 +139,7 @@ set_option(const char *key, const char *value, void *arg)
 	if (strcmp(key, "tcti") == 0)
 		return dg_conf_str(c->tcti, sizeof c->tcti, value);
 	if (strcmp(key, "verifier") == 0)
-		return dg_conf_str(c->verifier_url, sizeof c->verifier_url, value);
+		return add_verifiers(o, value);
 	if (strcmp(key, "tls-ca") == 0)
 		return dg_conf_str(c->tls_ca, sizeof c->tls_ca, value);
 	if (strcmp(key, "tls-server-name") == 0)

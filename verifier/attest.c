@@ -26,6 +26,7 @@
 #include "registry.h"
 #include "secrets.h"
 #include "store.h"
+#include "store_impl.h"
 
 struct dg_verifier {
 	struct dg_verifier_config cfg;
@@ -298,8 +299,16 @@ handle_nonce(struct dg_verifier *v, const struct dg_msg *req, struct dg_msg *rep
 		return;
 	}
 	/* One live nonce per agent: asking again retires the previous one. */
-	a->nonce_live = true;
-	a->nonce_expiry_ms = now_ms() + v->cfg.nonce_ttl_ms;
+	if (dg_store_shared(v->store)) {
+		if (dg_store_nonce_put(v->store, a->id, a->nonce, sizeof a->nonce,
+		                       v->cfg.nonce_ttl_ms) != DG_OK) {
+			reply_error(reply, DG_ERR_IO, "%s", "verifier cannot store the nonce");
+			return;
+		}
+	} else {
+		a->nonce_live = true;
+		a->nonce_expiry_ms = now_ms() + v->cfg.nonce_ttl_ms;
+	}
 	reply->type = DG_MSG_NONCE;
 	reply->log_from = a->replay.entries;
 	reply->pcr = a->pcr;
@@ -661,7 +670,12 @@ commit_round(struct dg_verifier *v, struct dg_agent_rec *a, const struct dg_repl
 	next->have_clock = true;
 	for (size_t i = 0; i < drift->n && next->n_drift < DG_VERDICT_MAX_REASONS; i++)
 		next->drift[next->n_drift++] = drift->r[i];
-	if ((rv = dg_store_save(v->store, next)) == DG_OK) {
+	rv = dg_store_save(v->store, next);
+	/* Shared store: durable (and visible to the other verifiers) before
+	 * anything is audited or answered, as with SQLite. */
+	if (rv == DG_OK && dg_store_shared(v->store))
+		rv = dg_store_round_end(v->store, true);
+	if (rv == DG_OK) {
 		dg_containers_free(a->containers);
 		memcpy(a, next, sizeof *a);
 		*containers = NULL;
@@ -688,7 +702,7 @@ handle_attest(struct dg_verifier *v, const struct dg_msg *req, struct dg_msg *re
 		reply_error(reply, DG_ERR_NOTFOUND, "agent '%s' is not enrolled", req->agent_id);
 		return;
 	}
-	if (a->nonce_expiry_ms == 0) {
+	if (!dg_store_shared(v->store) && a->nonce_expiry_ms == 0) {
 		/* This process never gave the agent a nonce: the round began before
 		 * a verifier restart (nonces are not durable, store.h). Nothing is
 		 * wrong with the agent, so no failed verdict: an error it retries
@@ -703,9 +717,17 @@ handle_attest(struct dg_verifier *v, const struct dg_msg *req, struct dg_msg *re
 	const struct dg_policy *policy = dg_policyset_for_agent(v->policies, a->id);
 
 	/* Nonce: issued to this agent, unexpired, used once (whatever the outcome). */
-	bool nonce_ok = a->nonce_live && req->nonce.len == sizeof a->nonce &&
-	                CRYPTO_memcmp(req->nonce.data, a->nonce, sizeof a->nonce) == 0 &&
-	                now_ms() <= a->nonce_expiry_ms;
+	bool nonce_ok;
+	if (dg_store_shared(v->store)) {
+		/* Whichever verifier issued it: the database holds the live one. */
+		nonce_ok = req->nonce.len == sizeof a->nonce &&
+		           dg_store_nonce_take(v->store, a->id, req->nonce.data, req->nonce.len) ==
+		               DG_OK;
+	} else {
+		nonce_ok = a->nonce_live && req->nonce.len == sizeof a->nonce &&
+		           CRYPTO_memcmp(req->nonce.data, a->nonce, sizeof a->nonce) == 0 &&
+		           now_ms() <= a->nonce_expiry_ms;
+	}
 	a->nonce_live = false;
 	if (!nonce_ok) {
 		REASON(&errors, "nonce", "nonce unknown, expired or already used");
@@ -753,6 +775,9 @@ handle_attest(struct dg_verifier *v, const struct dg_msg *req, struct dg_msg *re
 		if (reboot) {
 			dg_replay_fini(&a->replay);
 			dg_replay_init(&a->replay);
+			/* Shared store: the next round re-reads the row, maybe elsewhere. */
+			if (dg_store_shared(v->store) && dg_store_save(v->store, a) != DG_OK)
+				fprintf(stderr, "driftgate-verifier: %s: reboot not stored\n", a->id);
 		}
 		goto verdict;
 	}
@@ -852,15 +877,114 @@ verdict:
 
 }
 
+/*
+ * Take the stored state of agent a into memory: another verifier on the
+ * shared store may have enrolled it or moved its replay on. What is not
+ * stored (nonce, challenge, leases, last seen) stays this verifier's own.
+ */
+static void
+adopt(struct dg_agent_rec *a, struct dg_agent_rec *fresh)
+{
+	bool same = a->ek_pub_len == fresh->ek_pub_len && a->ak_pub_len == fresh->ak_pub_len &&
+	            memcmp(a->ek_pub, fresh->ek_pub, a->ek_pub_len) == 0 &&
+	            memcmp(a->ak_pub, fresh->ak_pub, a->ak_pub_len) == 0 && a->pcr == fresh->pcr;
+	if (!same) {
+		/* A challenge made for another identity must not activate this one. */
+		a->challenge_live = false;
+		OPENSSL_cleanse(a->credential, sizeof a->credential);
+	}
+	memcpy(a->ek_pub, fresh->ek_pub, fresh->ek_pub_len);
+	a->ek_pub_len = fresh->ek_pub_len;
+	memcpy(a->ak_pub, fresh->ak_pub, fresh->ak_pub_len);
+	a->ak_pub_len = fresh->ak_pub_len;
+	memcpy(a->ak_name, fresh->ak_name, fresh->ak_name_len);
+	a->ak_name_len = fresh->ak_name_len;
+	EVP_PKEY_free(a->ak);
+	a->ak = fresh->ak;
+	fresh->ak = NULL;
+	a->pcr = fresh->pcr;
+	a->activated = true;
+	dg_replay_copy(&a->replay, &fresh->replay);
+	a->have_clock = fresh->have_clock;
+	a->clock = fresh->clock;
+	dg_containers_free(a->containers);
+	a->containers = fresh->containers;
+	fresh->containers = NULL;
+	a->n_drift = fresh->n_drift;
+	memcpy(a->drift, fresh->drift, sizeof a->drift);
+}
+
+/* Shared store: lock the agent for this round and re-read it. */
+static int
+shared_begin(struct dg_verifier *v, const char *id)
+{
+	struct dg_agent_rec *fresh = calloc(1, sizeof *fresh), *a;
+	char err[256] = "";
+	int rv;
+
+	if (fresh == NULL)
+		return DG_ERR_NOMEM;
+	if ((rv = dg_store_round_begin(v->store, id)) != DG_OK)
+		goto out;
+	rv = dg_store_fetch(v->store, id, fresh, err, sizeof err);
+	a = dg_registry_find(v->agents, id);
+	if (rv == DG_ERR_NOTFOUND) {
+		/* Not (or no longer) enrolled, whatever this verifier remembers. */
+		if (a != NULL)
+			a->activated = false;
+		rv = DG_OK;
+		goto out;
+	}
+	if (rv != DG_OK) {
+		fprintf(stderr, "driftgate-verifier: %s: %s\n", id, err[0] ? err : dg_strerror(rv));
+		goto out;
+	}
+	if (a == NULL && (rv = dg_registry_add(v->agents, id, &a)) != DG_OK)
+		goto out;
+	adopt(a, fresh);
+out:
+	if (rv != DG_OK)
+		(void)dg_store_round_end(v->store, false);
+	dg_store_rec_reset(fresh);
+	free(fresh);
+	return rv;
+}
+
+/*
+ * One request. With a shared store, as one round of the database: the agent
+ * locked and re-read first, so two verifiers never both advance it, and
+ * committed at the end (a passing round's state is already committed by
+ * commit_round; what is left is a consumed nonce).
+ */
+static void
+handle_round(struct dg_verifier *v, const struct dg_msg *req, struct dg_msg *reply,
+             void (*fn)(struct dg_verifier *, const struct dg_msg *, struct dg_msg *))
+{
+	int rv;
+	if (!dg_store_shared(v->store)) {
+		fn(v, req, reply);
+		return;
+	}
+	if ((rv = shared_begin(v, req->agent_id)) != DG_OK) {
+		reply_error(reply, rv == DG_ERR_STATE ? DG_ERR_STATE : DG_ERR_IO, "%s",
+		            rv == DG_ERR_STATE ? "agent busy at another verifier, retry"
+		                               : "verifier cannot read the agent's state");
+		return;
+	}
+	fn(v, req, reply);
+	if (dg_store_round_end(v->store, true) != DG_OK && reply->type != DG_MSG_ERROR)
+		reply_error(reply, DG_ERR_IO, "%s", "verifier cannot store the agent's state");
+}
+
 void
 dg_verifier_handle(struct dg_verifier *v, const struct dg_msg *req, struct dg_msg *reply)
 {
 	dg_msg_init(reply);
 	switch (req->type) {
-	case DG_MSG_ENROLL_REQ: handle_enroll(v, req, reply); break;
-	case DG_MSG_ENROLL_ACTIVATE: handle_activate(v, req, reply); break;
-	case DG_MSG_NONCE_REQ: handle_nonce(v, req, reply); break;
-	case DG_MSG_ATTEST: handle_attest(v, req, reply); break;
+	case DG_MSG_ENROLL_REQ: handle_round(v, req, reply, handle_enroll); break;
+	case DG_MSG_ENROLL_ACTIVATE: handle_round(v, req, reply, handle_activate); break;
+	case DG_MSG_NONCE_REQ: handle_round(v, req, reply, handle_nonce); break;
+	case DG_MSG_ATTEST: handle_round(v, req, reply, handle_attest); break;
 	default:
 		reply_error(reply, DG_ERR_INVAL, "unexpected message %s", dg_msg_type_name(req->type));
 	}
@@ -883,6 +1007,9 @@ tick_agent(struct dg_agent_rec *a, void *arg)
 		dg_leases_remove(a->leases, i);
 	}
 	uint64_t last = a->last_seen_ms > v->started_ms ? a->last_seen_ms : v->started_ms;
+	/* Shared store: an agent this verifier never served is another's to watch. */
+	if (dg_store_shared(v->store) && a->last_seen_ms == 0)
+		return;
 	if (!a->activated || a->heartbeat_missed || v->cfg.heartbeat_timeout_ms == 0 ||
 	    now - last <= v->cfg.heartbeat_timeout_ms)
 		return;

@@ -28,7 +28,8 @@ struct dg_verifier_config {
 	char secrets_dir[PATH_MAX];
 	char audit_path[PATH_MAX];
 	/* SQLite database of the per-agent state (store.h); ":memory:" keeps it
-	 * for the process's life only. */
+	 * for the process's life only; a postgresql:// URI shares it with other
+	 * verifiers. */
 	char state_path[PATH_MAX];
 	unsigned nonce_ttl_ms;
 	/* An agent without a trusted quote for this long is alerted on and its

@@ -20,6 +20,7 @@
 #include <sqlite3.h>
 
 #include "driftgate/err.h"
+#include "store_impl.h"
 
 #define STR_(x) #x
 #define STR(x) STR_(x)
@@ -57,14 +58,7 @@ static const char schema_sql[] =
 	" PRIMARY KEY (agent, seq)"
 	") STRICT;";
 
-/* The agents columns, in this order, for the upsert and the load. */
-#define AGENT_COLUMNS                                                                          \
-	"id, ek_pub, ak_pub, ak_name, pcr, replay_sha1, replay_sha256, replay_used, "          \
-	"replay_entries, have_clock, clock, reset_count, restart_count, safe, containers"
-enum agent_column {
-	C_ID, C_EK_PUB, C_AK_PUB, C_AK_NAME, C_PCR, C_SHA1, C_SHA256, C_USED, C_ENTRIES,
-	C_HAVE_CLOCK, C_CLOCK, C_RESET, C_RESTART, C_SAFE, C_CONTAINERS, C_COUNT
-};
+#define AGENT_COLUMNS DG_STORE_AGENT_COLUMNS
 
 static const char upsert_sql[] =
 	"INSERT INTO agents (" AGENT_COLUMNS ") VALUES "
@@ -83,6 +77,7 @@ struct dg_store {
 	sqlite3_stmt *savepoint, *release, *rollback_to; /* one save inside a batch */
 	bool in_batch;
 	int lock_fd; /* holds the one-verifier flock; -1 for :memory: and readers */
+	struct dg_store_pg *pg; /* PostgreSQL: everything goes there, db is NULL */
 };
 
 /* How long a statement waits out a lock a reader holds for an instant (WAL
@@ -315,6 +310,12 @@ dg_store_open(const char *path, struct dg_store **out, char *err, size_t err_cap
 	if ((s = calloc(1, sizeof *s)) == NULL)
 		return DG_ERR_NOMEM;
 	s->lock_fd = -1;
+	if (dg_store_pg_uri(path)) {
+		if ((rv = dg_store_pg_open(path, false, &s->pg, err, err_cap)) != DG_OK)
+			goto out;
+		*out = s;
+		return DG_OK;
+	}
 	if (!memory && (rv = lock_file(path, &s->lock_fd, err, err_cap)) != DG_OK)
 		goto out;
 	rc = sqlite3_open_v2(path, &s->db,
@@ -372,6 +373,12 @@ dg_store_open_readonly(const char *path, struct dg_store **out, char *err, size_
 	if ((s = calloc(1, sizeof *s)) == NULL)
 		return DG_ERR_NOMEM;
 	s->lock_fd = -1;
+	if (dg_store_pg_uri(path)) {
+		if ((rv = dg_store_pg_open(path, true, &s->pg, err, err_cap)) != DG_OK)
+			goto out;
+		*out = s;
+		return DG_OK;
+	}
 	rc = sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READONLY, NULL);
 	if (rc != SQLITE_OK) {
 		set_err(err, err_cap, "%s: %s", path,
@@ -395,6 +402,7 @@ dg_store_close(struct dg_store *s)
 {
 	if (s == NULL)
 		return;
+	dg_store_pg_close(s->pg);
 	sqlite3_finalize(s->begin);
 	sqlite3_finalize(s->commit);
 	sqlite3_finalize(s->rollback);
@@ -412,17 +420,16 @@ dg_store_close(struct dg_store *s)
 
 /* ---- save ---- */
 
-/* The TPM clock is a uint64: kept bit for bit in SQLite's int64. */
-static sqlite3_int64
-u64_bits(uint64_t v)
+int64_t
+dg_store_u64_bits(uint64_t v)
 {
-	sqlite3_int64 out;
+	int64_t out;
 	memcpy(&out, &v, sizeof out);
 	return out;
 }
 
 static uint64_t
-bits_u64(sqlite3_int64 v)
+bits_u64(int64_t v)
 {
 	uint64_t out;
 	memcpy(&out, &v, sizeof out);
@@ -450,7 +457,7 @@ bind_agent(sqlite3_stmt *st, const struct dg_agent_rec *a, const uint8_t *contai
 	rc |= sqlite3_bind_int64(st, C_USED + 1, a->replay.used);
 	rc |= sqlite3_bind_int64(st, C_ENTRIES + 1, (sqlite3_int64)a->replay.entries);
 	rc |= sqlite3_bind_int64(st, C_HAVE_CLOCK + 1, a->have_clock ? 1 : 0);
-	rc |= sqlite3_bind_int64(st, C_CLOCK + 1, u64_bits(c->clock));
+	rc |= sqlite3_bind_int64(st, C_CLOCK + 1, dg_store_u64_bits(c->clock));
 	rc |= sqlite3_bind_int64(st, C_RESET + 1, c->reset_count);
 	rc |= sqlite3_bind_int64(st, C_RESTART + 1, c->restart_count);
 	rc |= sqlite3_bind_int64(st, C_SAFE + 1, c->safe ? 1 : 0);
@@ -472,6 +479,8 @@ dg_store_save(struct dg_store *s, const struct dg_agent_rec *a)
 		return DG_ERR_INVAL;
 	if (a->replay.entries > (uint64_t)INT64_MAX)
 		return DG_ERR_TOOBIG;
+	if (s->pg != NULL)
+		return dg_store_pg_save(s->pg, a);
 	if ((rv = dg_containers_encode(a->containers, &containers, &containers_len)) != DG_OK)
 		return rv;
 	if ((rv = step_done(s->in_batch ? s->savepoint : s->begin)) != DG_OK)
@@ -532,6 +541,8 @@ int
 dg_store_batch_begin(struct dg_store *s)
 {
 	int rv;
+	if (s->pg != NULL)
+		return DG_OK; /* each round is its own transaction there (dg_store_round_begin) */
 	if (s->in_batch)
 		return DG_ERR_STATE;
 	if ((rv = step_done(s->begin)) == DG_OK)
@@ -543,6 +554,8 @@ int
 dg_store_batch_commit(struct dg_store *s)
 {
 	int rv;
+	if (s->pg != NULL)
+		return DG_OK;
 	if (!s->in_batch)
 		return DG_ERR_STATE;
 	s->in_batch = false;
@@ -555,15 +568,15 @@ dg_store_batch_commit(struct dg_store *s)
 	return rv;
 }
 
-/* ---- load ---- */
+/* ---- row checks (both backends) ---- */
 
 static bool
-agent_id_valid(const unsigned char *s, size_t n)
+agent_id_valid(const uint8_t *s, size_t n)
 {
 	if (n == 0 || n > DG_WIRE_MAX_AGENT_ID)
 		return false;
 	for (size_t i = 0; i < n; i++) {
-		unsigned char c = s[i];
+		uint8_t c = s[i];
 		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
 		      c == '.' || c == '_' || c == '-'))
 			return false;
@@ -573,7 +586,7 @@ agent_id_valid(const unsigned char *s, size_t n)
 
 /* Printable ASCII in [lo, 0x7e], no NUL: what dg_reason_set writes. */
 static bool
-printable(const unsigned char *s, size_t n, unsigned char lo)
+printable(const uint8_t *s, size_t n, uint8_t lo)
 {
 	for (size_t i = 0; i < n; i++) {
 		if (s[i] < lo || s[i] > 0x7e)
@@ -584,34 +597,50 @@ printable(const unsigned char *s, size_t n, unsigned char lo)
 
 /* A BLOB column of min..max bytes. */
 static bool
-col_blob(sqlite3_stmt *st, int col, size_t min, size_t max, const uint8_t **p, size_t *n)
+col_blob(const struct dg_store_val *v, size_t min, size_t max, const uint8_t **p, size_t *n)
 {
-	if (sqlite3_column_type(st, col) != SQLITE_BLOB)
+	if (v->type != DG_STORE_BLOB)
 		return false;
-	*p = sqlite3_column_blob(st, col);
-	*n = (size_t)sqlite3_column_bytes(st, col);
+	*p = v->p;
+	*n = v->n;
 	return *p != NULL && *n >= min && *n <= max;
 }
 
 /* A TEXT column of min..max bytes. */
 static bool
-col_text(sqlite3_stmt *st, int col, size_t min, size_t max, const unsigned char **p, size_t *n)
+col_text(const struct dg_store_val *v, size_t min, size_t max, const uint8_t **p, size_t *n)
 {
-	if (sqlite3_column_type(st, col) != SQLITE_TEXT)
+	if (v->type != DG_STORE_TEXT)
 		return false;
-	*p = sqlite3_column_text(st, col);
-	*n = (size_t)sqlite3_column_bytes(st, col);
+	*p = v->p;
+	*n = v->n;
 	return *p != NULL && *n >= min && *n <= max;
 }
 
 /* An INTEGER column in min..max. */
 static bool
-col_int(sqlite3_stmt *st, int col, sqlite3_int64 min, sqlite3_int64 max, sqlite3_int64 *v)
+col_int(const struct dg_store_val *v, int64_t min, int64_t max, int64_t *out)
 {
-	if (sqlite3_column_type(st, col) != SQLITE_INTEGER)
+	if (v->type != DG_STORE_INT)
 		return false;
-	*v = sqlite3_column_int64(st, col);
-	return *v >= min && *v <= max;
+	*out = v->i;
+	return *out >= min && *out <= max;
+}
+
+bool
+dg_store_row_id(const struct dg_store_val *v, size_t row, char name[DG_WIRE_MAX_AGENT_ID + 1],
+                char *err, size_t err_cap)
+{
+	const uint8_t *id;
+	size_t n;
+	if (!col_text(v, 1, DG_WIRE_MAX_AGENT_ID, &id, &n) || !agent_id_valid(id, n)) {
+		set_err(err, err_cap, "state database: agent row %zu: id is not an agent id",
+		                 row);
+		return false;
+	}
+	memcpy(name, id, n);
+	name[n] = '\0';
+	return true;
 }
 
 /* The replay state must be what only accepted entries of the agent's PCR give. */
@@ -631,21 +660,21 @@ replay_consistent(const struct dg_replay *r, uint32_t pcr)
 	return true;
 }
 
-/* Fill a from the current row; on error *field names what is wrong. */
+/* Fill a from row; on error *field names what is wrong. */
 static int
-fill_agent(sqlite3_stmt *st, struct dg_agent_rec *a, const char **field, char *why,
+fill_agent(const struct dg_store_val *row, struct dg_agent_rec *a, const char **field, char *why,
            size_t why_cap)
 {
 	const uint8_t *p;
 	size_t n;
-	sqlite3_int64 v;
+	int64_t v;
 	uint8_t name[DG_TPMKEY_MAX_NAME];
 	size_t name_len = 0;
 	struct dg_containers *containers = NULL;
 	int rv;
 
 	*field = "ek_pub";
-	if (!col_blob(st, C_EK_PUB, 1, DG_TPMKEY_MAX_PUBLIC, &p, &n))
+	if (!col_blob(&row[C_EK_PUB], 1, DG_TPMKEY_MAX_PUBLIC, &p, &n))
 		return DG_ERR_FORMAT;
 	if ((rv = dg_tpmkey_import(p, n, DG_TPMKEY_EK, NULL, NULL, NULL)) != DG_OK) {
 		set_err(why, why_cap, ": not an EK (%s)", dg_strerror(rv));
@@ -654,7 +683,7 @@ fill_agent(sqlite3_stmt *st, struct dg_agent_rec *a, const char **field, char *w
 	memcpy(a->ek_pub, p, n);
 	a->ek_pub_len = n;
 	*field = "ak_pub";
-	if (!col_blob(st, C_AK_PUB, 1, DG_TPMKEY_MAX_PUBLIC, &p, &n))
+	if (!col_blob(&row[C_AK_PUB], 1, DG_TPMKEY_MAX_PUBLIC, &p, &n))
 		return DG_ERR_FORMAT;
 	if ((rv = dg_tpmkey_import(p, n, DG_TPMKEY_AK, &a->ak, name, &name_len)) != DG_OK) {
 		set_err(why, why_cap, ": not an AK (%s)", dg_strerror(rv));
@@ -663,7 +692,7 @@ fill_agent(sqlite3_stmt *st, struct dg_agent_rec *a, const char **field, char *w
 	memcpy(a->ak_pub, p, n);
 	a->ak_pub_len = n;
 	*field = "ak_name";
-	if (!col_blob(st, C_AK_NAME, 1, DG_TPMKEY_MAX_NAME, &p, &n) || n != name_len ||
+	if (!col_blob(&row[C_AK_NAME], 1, DG_TPMKEY_MAX_NAME, &p, &n) || n != name_len ||
 	    memcmp(p, name, n) != 0) {
 		set_err(why, why_cap, ": not the name of the stored AK");
 		return DG_ERR_FORMAT;
@@ -671,51 +700,51 @@ fill_agent(sqlite3_stmt *st, struct dg_agent_rec *a, const char **field, char *w
 	memcpy(a->ak_name, p, n);
 	a->ak_name_len = n;
 	*field = "pcr";
-	if (!col_int(st, C_PCR, 8, 15, &v)) /* what enrollment accepts */
+	if (!col_int(&row[C_PCR], 8, 15, &v)) /* what enrollment accepts */
 		return DG_ERR_FORMAT;
 	a->pcr = (uint32_t)v;
 
 	*field = "replay_sha1";
-	if (!col_blob(st, C_SHA1, sizeof a->replay.sha1, sizeof a->replay.sha1, &p, &n))
+	if (!col_blob(&row[C_SHA1], sizeof a->replay.sha1, sizeof a->replay.sha1, &p, &n))
 		return DG_ERR_FORMAT;
 	memcpy(a->replay.sha1, p, n);
 	*field = "replay_sha256";
-	if (!col_blob(st, C_SHA256, sizeof a->replay.sha256, sizeof a->replay.sha256, &p, &n))
+	if (!col_blob(&row[C_SHA256], sizeof a->replay.sha256, sizeof a->replay.sha256, &p, &n))
 		return DG_ERR_FORMAT;
 	memcpy(a->replay.sha256, p, n);
 	*field = "replay_used";
-	if (!col_int(st, C_USED, 0, (1 << DG_LOG_MAX_PCR) - 1, &v))
+	if (!col_int(&row[C_USED], 0, (1 << DG_LOG_MAX_PCR) - 1, &v))
 		return DG_ERR_FORMAT;
 	a->replay.used = (uint32_t)v;
 	*field = "replay_entries";
-	if (!col_int(st, C_ENTRIES, 0, INT64_MAX, &v))
+	if (!col_int(&row[C_ENTRIES], 0, INT64_MAX, &v))
 		return DG_ERR_FORMAT;
 	a->replay.entries = (uint64_t)v;
 	*field = "replay";
 	if (!replay_consistent(&a->replay, a->pcr)) {
-		set_err(why, why_cap, ": PCR values or entries that no accepted log for PCR %u gives",
-		        a->pcr);
+		set_err(why, why_cap,
+		                 ": PCR values or entries that no accepted log for PCR %u gives", a->pcr);
 		return DG_ERR_FORMAT;
 	}
 
 	*field = "have_clock";
-	if (!col_int(st, C_HAVE_CLOCK, 0, 1, &v))
+	if (!col_int(&row[C_HAVE_CLOCK], 0, 1, &v))
 		return DG_ERR_FORMAT;
 	a->have_clock = v == 1;
 	*field = "clock";
-	if (sqlite3_column_type(st, C_CLOCK) != SQLITE_INTEGER)
+	if (row[C_CLOCK].type != DG_STORE_INT)
 		return DG_ERR_FORMAT;
-	a->clock.clock = bits_u64(sqlite3_column_int64(st, C_CLOCK));
+	a->clock.clock = bits_u64(row[C_CLOCK].i);
 	*field = "reset_count";
-	if (!col_int(st, C_RESET, 0, UINT32_MAX, &v))
+	if (!col_int(&row[C_RESET], 0, UINT32_MAX, &v))
 		return DG_ERR_FORMAT;
 	a->clock.reset_count = (uint32_t)v;
 	*field = "restart_count";
-	if (!col_int(st, C_RESTART, 0, UINT32_MAX, &v))
+	if (!col_int(&row[C_RESTART], 0, UINT32_MAX, &v))
 		return DG_ERR_FORMAT;
 	a->clock.restart_count = (uint32_t)v;
 	*field = "safe";
-	if (!col_int(st, C_SAFE, 0, 1, &v))
+	if (!col_int(&row[C_SAFE], 0, 1, &v))
 		return DG_ERR_FORMAT;
 	a->clock.safe = (uint8_t)v;
 	*field = "clock";
@@ -726,7 +755,7 @@ fill_agent(sqlite3_stmt *st, struct dg_agent_rec *a, const char **field, char *w
 	}
 
 	*field = "containers";
-	if (!col_blob(st, C_CONTAINERS, 1, DG_CONTAINERS_MAX_ENCODED, &p, &n))
+	if (!col_blob(&row[C_CONTAINERS], 1, DG_CONTAINERS_MAX_ENCODED, &p, &n))
 		return DG_ERR_FORMAT;
 	if ((rv = dg_containers_decode(p, n, &containers)) != DG_OK) {
 		set_err(why, why_cap, ": %s", dg_strerror(rv));
@@ -738,81 +767,46 @@ fill_agent(sqlite3_stmt *st, struct dg_agent_rec *a, const char **field, char *w
 	return DG_OK;
 }
 
-static int
-load_agents(struct dg_store *s, struct dg_registry *r, char *err, size_t err_cap)
+int
+dg_store_row_agent(const struct dg_store_val *row, struct dg_agent_rec *a, char *err,
+                   size_t err_cap)
 {
-	sqlite3_stmt *st = NULL;
-	const unsigned char *id;
 	const char *field = NULL;
-	char why[128];
-	size_t n, row = 0;
-	int rc, rv;
-
-	if ((rv = prepare(s, "SELECT " AGENT_COLUMNS " FROM agents ORDER BY id", false, &st, err,
-	                  err_cap)) != DG_OK)
-		goto out;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		struct dg_agent_rec *a;
-		char name[DG_WIRE_MAX_AGENT_ID + 1];
-		row++;
-		if (!col_text(st, C_ID, 1, DG_WIRE_MAX_AGENT_ID, &id, &n) || !agent_id_valid(id, n)) {
-			set_err(err, err_cap, "state database: agent row %zu: id is not an agent id",
-			        row);
-			rv = DG_ERR_FORMAT;
-			goto out;
-		}
-		memcpy(name, id, n);
-		name[n] = '\0';
-		if ((rv = dg_registry_add(r, name, &a)) != DG_OK) {
-			set_err(err, err_cap, "state database: agent '%s': %s", name,
-			        rv == DG_ERR_EXISTS ? "stored twice" : dg_strerror(rv));
-			if (rv == DG_ERR_EXISTS)
-				rv = DG_ERR_FORMAT;
-			goto out;
-		}
-		why[0] = '\0';
-		if ((rv = fill_agent(st, a, &field, why, sizeof why)) != DG_OK) {
-			set_err(err, err_cap, "state database: agent '%s': %s%s", name,
-			        field ? field : "row", why[0] ? why : ": bad type, length or range");
-			goto out;
-		}
-		a->activated = true; /* only activated agents are stored */
+	char why[128] = "";
+	int rv = fill_agent(row, a, &field, why, sizeof why);
+	if (rv != DG_OK) {
+		set_err(err, err_cap, "state database: agent '%s': %s%s", a->id,
+		                 field ? field : "row", why[0] ? why : ": bad type, length or range");
+		return rv;
 	}
-	if (rc != SQLITE_DONE) {
-		set_err(err, err_cap, "state database: reading agents: %s", sqlite3_errmsg(s->db));
-		rv = map_sqlite(rc);
-		goto out;
-	}
-	rv = DG_OK;
-out:
-	sqlite3_finalize(st);
-	return rv;
+	a->activated = true; /* only activated agents are stored */
+	return DG_OK;
 }
 
 /*
- * Append the reason in columns col (seq), col + 1 (code) and col + 2 (detail)
- * of the current row to a's drift. Rows come sorted by seq: each must be the
- * next slot, within the bound.
+ * Append the reason in v[0] (seq), v[1] (code) and v[2] (detail) to a's
+ * drift. Rows come sorted by seq: each must be the next slot, within the
+ * bound.
  */
-static int
-read_reason(sqlite3_stmt *st, int col, struct dg_agent_rec *a, char *err, size_t err_cap)
+int
+dg_store_row_reason(const struct dg_store_val *v, struct dg_agent_rec *a, char *err,
+                    size_t err_cap)
 {
-	const unsigned char *code, *detail;
+	const uint8_t *code, *detail;
 	size_t code_len, detail_len;
-	sqlite3_int64 seq;
+	int64_t seq;
 
-	if (!col_int(st, col, 0, DG_VERDICT_MAX_REASONS - 1, &seq) ||
-	    (size_t)seq != a->n_drift) {
-		set_err(err, err_cap, "state database: drift of agent '%s': reason %zu missing "
-		                      "or out of sequence", a->id, a->n_drift);
+	if (!col_int(&v[0], 0, DG_VERDICT_MAX_REASONS - 1, &seq) || (size_t)seq != a->n_drift) {
+		set_err(err, err_cap, "state database: drift of agent '%s': reason %zu "
+		                 "missing or out of sequence", a->id, a->n_drift);
 		return DG_ERR_FORMAT;
 	}
-	if (!col_text(st, col + 1, 1, DG_REASON_CODE_MAX - 1, &code, &code_len) ||
+	if (!col_text(&v[1], 1, DG_REASON_CODE_MAX - 1, &code, &code_len) ||
 	    !printable(code, code_len, 0x21) ||
-	    !col_text(st, col + 2, 0, DG_REASON_DETAIL_MAX - 1, &detail, &detail_len) ||
+	    !col_text(&v[2], 0, DG_REASON_DETAIL_MAX - 1, &detail, &detail_len) ||
 	    !printable(detail, detail_len, 0x20)) {
-		set_err(err, err_cap, "state database: drift of agent '%s': reason %zu is not "
-		                      "a code and a printable detail", a->id, a->n_drift);
+		set_err(err, err_cap, "state database: drift of agent '%s': reason %zu is "
+		                 "not a code and a printable detail", a->id, a->n_drift);
 		return DG_ERR_FORMAT;
 	}
 	struct dg_reason *d = &a->drift[a->n_drift++];
@@ -823,12 +817,91 @@ read_reason(sqlite3_stmt *st, int col, struct dg_agent_rec *a, char *err, size_t
 	return DG_OK;
 }
 
+/* Forget the previous row's agent, keeping the allocation. */
+void
+dg_store_rec_reset(struct dg_agent_rec *a)
+{
+	EVP_PKEY_free(a->ak);
+	dg_containers_free(a->containers);
+	memset(a, 0, sizeof *a);
+}
+
+/* ---- load ---- */
+
+/* Columns first..first + n - 1 of the current SQLite row as values. */
+static void
+sqlite_row(sqlite3_stmt *st, int first, int n, struct dg_store_val *out)
+{
+	for (int i = 0; i < n; i++) {
+		struct dg_store_val *v = &out[i];
+		int col = first + i;
+		memset(v, 0, sizeof *v);
+		switch (sqlite3_column_type(st, col)) {
+		case SQLITE_INTEGER:
+			v->type = DG_STORE_INT;
+			v->i = sqlite3_column_int64(st, col);
+			break;
+		case SQLITE_TEXT:
+			v->type = DG_STORE_TEXT;
+			v->p = sqlite3_column_text(st, col);
+			v->n = (size_t)sqlite3_column_bytes(st, col);
+			break;
+		case SQLITE_BLOB:
+			v->type = DG_STORE_BLOB;
+			v->p = sqlite3_column_blob(st, col);
+			v->n = (size_t)sqlite3_column_bytes(st, col);
+			break;
+		default: v->type = DG_STORE_NULL; /* REAL counts as wrong as NULL does */
+		}
+	}
+}
+
+static int
+load_agents(struct dg_store *s, struct dg_registry *r, char *err, size_t err_cap)
+{
+	sqlite3_stmt *st = NULL;
+	struct dg_store_val row[C_COUNT];
+	size_t n_row = 0;
+	int rc, rv;
+
+	if ((rv = prepare(s, "SELECT " AGENT_COLUMNS " FROM agents ORDER BY id", false, &st, err,
+	                  err_cap)) != DG_OK)
+		goto out;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct dg_agent_rec *a;
+		char name[DG_WIRE_MAX_AGENT_ID + 1];
+		sqlite_row(st, 0, C_COUNT, row);
+		if (!dg_store_row_id(&row[C_ID], ++n_row, name, err, err_cap)) {
+			rv = DG_ERR_FORMAT;
+			goto out;
+		}
+		if ((rv = dg_registry_add(r, name, &a)) != DG_OK) {
+			set_err(err, err_cap, "state database: agent '%s': %s", name,
+			                 rv == DG_ERR_EXISTS ? "stored twice" : dg_strerror(rv));
+			if (rv == DG_ERR_EXISTS)
+				rv = DG_ERR_FORMAT;
+			goto out;
+		}
+		if ((rv = dg_store_row_agent(row, a, err, err_cap)) != DG_OK)
+			goto out;
+	}
+	if (rc != SQLITE_DONE) {
+		set_err(err, err_cap, "state database: reading agents: %s",
+		                 sqlite3_errmsg(s->db));
+		rv = map_sqlite(rc);
+		goto out;
+	}
+	rv = DG_OK;
+out:
+	sqlite3_finalize(st);
+	return rv;
+}
+
 static int
 load_drift(struct dg_store *s, struct dg_registry *r, char *err, size_t err_cap)
 {
 	sqlite3_stmt *st = NULL;
-	const unsigned char *id;
-	size_t n;
+	struct dg_store_val row[4];
 	int rc, rv;
 
 	if ((rv = prepare(s, "SELECT agent, seq, code, detail FROM drift ORDER BY agent, seq", false, &st,
@@ -838,22 +911,22 @@ load_drift(struct dg_store *s, struct dg_registry *r, char *err, size_t err_cap)
 		char name[DG_WIRE_MAX_AGENT_ID + 1];
 		struct dg_agent_rec *a;
 		rv = DG_ERR_FORMAT;
-		if (!col_text(st, 0, 1, DG_WIRE_MAX_AGENT_ID, &id, &n) || !agent_id_valid(id, n)) {
+		sqlite_row(st, 0, 4, row);
+		if (!dg_store_row_id(&row[0], 0, name, NULL, 0)) {
 			set_err(err, err_cap, "state database: a drift row names no valid agent id");
 			goto out;
 		}
-		memcpy(name, id, n);
-		name[n] = '\0';
 		if ((a = dg_registry_find(r, name)) == NULL) {
-			set_err(err, err_cap, "state database: drift of agent '%s', which is not stored",
-			        name);
+			set_err(err, err_cap,
+			                 "state database: drift of agent '%s', which is not stored", name);
 			goto out;
 		}
-		if ((rv = read_reason(st, 1, a, err, err_cap)) != DG_OK)
+		if ((rv = dg_store_row_reason(&row[1], a, err, err_cap)) != DG_OK)
 			goto out;
 	}
 	if (rc != SQLITE_DONE) {
-		set_err(err, err_cap, "state database: reading drift: %s", sqlite3_errmsg(s->db));
+		set_err(err, err_cap, "state database: reading drift: %s",
+		                 sqlite3_errmsg(s->db));
 		rv = map_sqlite(rc);
 		goto out;
 	}
@@ -866,7 +939,10 @@ out:
 int
 dg_store_load(struct dg_store *s, struct dg_registry *r, char *err, size_t err_cap)
 {
-	int rv = load_agents(s, r, err, err_cap);
+	int rv;
+	if (s->pg != NULL)
+		return dg_store_pg_load(s->pg, r, err, err_cap);
+	rv = load_agents(s, r, err, err_cap);
 	if (rv == DG_OK)
 		rv = load_drift(s, r, err, err_cap);
 	return rv;
@@ -874,28 +950,19 @@ dg_store_load(struct dg_store *s, struct dg_registry *r, char *err, size_t err_c
 
 /* ---- list ---- */
 
-/* Forget the previous row's agent, keeping the allocation. */
-static void
-rec_reset(struct dg_agent_rec *a)
-{
-	EVP_PKEY_free(a->ak);
-	dg_containers_free(a->containers);
-	memset(a, 0, sizeof *a);
-}
-
 int
 dg_store_list(struct dg_store *s, dg_store_list_fn fn, void *arg, char *err, size_t err_cap)
 {
 	sqlite3_stmt *agents = NULL, *drift = NULL;
-	struct dg_agent_rec *a = calloc(1, sizeof *a); /* ~20 KiB: not on the stack */
-	const unsigned char *id;
-	const char *field = NULL;
-	char why[128];
+	struct dg_agent_rec *a;
+	struct dg_store_val row[C_COUNT];
 	bool in_read = false;
-	size_t n, row = 0;
+	size_t n_row = 0;
 	int rc, rv;
 
-	if (a == NULL)
+	if (s->pg != NULL)
+		return dg_store_pg_list(s->pg, fn, arg, err, err_cap);
+	if ((a = calloc(1, sizeof *a)) == NULL) /* ~20 KiB: not on the stack */
 		return DG_ERR_NOMEM;
 	/* One read transaction: every agent and its drift from one committed
 	 * state, whatever a running verifier commits meanwhile. */
@@ -908,39 +975,33 @@ dg_store_list(struct dg_store *s, dg_store_list_fn fn, void *arg, char *err, siz
 	                  false, &drift, err, err_cap)) != DG_OK)
 		goto out;
 	while ((rc = sqlite3_step(agents)) == SQLITE_ROW) {
-		rec_reset(a);
-		if (++row > DG_REGISTRY_MAX_AGENTS) {
+		dg_store_rec_reset(a);
+		if (++n_row > DG_REGISTRY_MAX_AGENTS) {
 			set_err(err, err_cap, "state database: more than %d agents",
-			        DG_REGISTRY_MAX_AGENTS);
+			                 DG_REGISTRY_MAX_AGENTS);
 			rv = DG_ERR_TOOBIG;
 			goto out;
 		}
-		if (!col_text(agents, C_ID, 1, DG_WIRE_MAX_AGENT_ID, &id, &n) ||
-		    !agent_id_valid(id, n)) {
-			set_err(err, err_cap, "state database: agent row %zu: id is not an agent id",
-			        row);
+		sqlite_row(agents, 0, C_COUNT, row);
+		if (!dg_store_row_id(&row[C_ID], n_row, a->id, err, err_cap)) {
 			rv = DG_ERR_FORMAT;
 			goto out;
 		}
-		memcpy(a->id, id, n);
-		why[0] = '\0';
-		if ((rv = fill_agent(agents, a, &field, why, sizeof why)) != DG_OK) {
-			set_err(err, err_cap, "state database: agent '%s': %s%s", a->id,
-			        field ? field : "row", why[0] ? why : ": bad type, length or range");
+		if ((rv = dg_store_row_agent(row, a, err, err_cap)) != DG_OK)
 			goto out;
-		}
-		a->activated = true; /* only activated agents are stored */
 		if (sqlite3_bind_text(drift, 1, a->id, -1, SQLITE_STATIC) != SQLITE_OK) {
 			rv = DG_ERR_IO;
 			goto out;
 		}
-		while ((rc = sqlite3_step(drift)) == SQLITE_ROW)
-			if ((rv = read_reason(drift, 0, a, err, err_cap)) != DG_OK)
+		while ((rc = sqlite3_step(drift)) == SQLITE_ROW) {
+			sqlite_row(drift, 0, 3, row);
+			if ((rv = dg_store_row_reason(row, a, err, err_cap)) != DG_OK)
 				goto out;
+		}
 		sqlite3_reset(drift);
 		if (rc != SQLITE_DONE) {
 			set_err(err, err_cap, "state database: reading drift: %s",
-			        sqlite3_errmsg(s->db));
+			                 sqlite3_errmsg(s->db));
 			rv = map_sqlite(rc);
 			goto out;
 		}
@@ -948,7 +1009,8 @@ dg_store_list(struct dg_store *s, dg_store_list_fn fn, void *arg, char *err, siz
 			goto out;
 	}
 	if (rc != SQLITE_DONE) {
-		set_err(err, err_cap, "state database: reading agents: %s", sqlite3_errmsg(s->db));
+		set_err(err, err_cap, "state database: reading agents: %s",
+		                 sqlite3_errmsg(s->db));
 		rv = map_sqlite(rc);
 		goto out;
 	}
@@ -958,7 +1020,48 @@ out:
 	sqlite3_finalize(drift);
 	if (in_read)
 		(void)sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL); /* nothing to keep */
-	rec_reset(a);
+	dg_store_rec_reset(a);
 	free(a);
 	return rv;
+}
+
+/* ---- shared stores (PostgreSQL only) ---- */
+
+bool
+dg_store_shared(const struct dg_store *s)
+{
+	return s->pg != NULL;
+}
+
+int
+dg_store_round_begin(struct dg_store *s, const char *id)
+{
+	return s->pg != NULL ? dg_store_pg_round_begin(s->pg, id) : DG_ERR_UNSUPPORTED;
+}
+
+int
+dg_store_round_end(struct dg_store *s, bool commit)
+{
+	return s->pg != NULL ? dg_store_pg_round_end(s->pg, commit) : DG_ERR_UNSUPPORTED;
+}
+
+int
+dg_store_fetch(struct dg_store *s, const char *id, struct dg_agent_rec *a, char *err,
+               size_t err_cap)
+{
+	return s->pg != NULL ? dg_store_pg_fetch(s->pg, id, a, err, err_cap) : DG_ERR_UNSUPPORTED;
+}
+
+int
+dg_store_nonce_put(struct dg_store *s, const char *id, const uint8_t *nonce, size_t len,
+                   unsigned ttl_ms)
+{
+	return s->pg != NULL ? dg_store_pg_nonce_put(s->pg, id, nonce, len, ttl_ms)
+	                     : DG_ERR_UNSUPPORTED;
+}
+
+int
+dg_store_nonce_take(struct dg_store *s, const char *id, const uint8_t *nonce, size_t len)
+{
+	return s->pg != NULL ? dg_store_pg_nonce_take(s->pg, id, nonce, len) : DG_ERR_UNSUPPORTED;
 }

@@ -22,7 +22,9 @@
 #ifndef DRIFTGATE_VERIFIER_STORE_H
 #define DRIFTGATE_VERIFIER_STORE_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "registry.h"
 
@@ -85,5 +87,35 @@ typedef int (*dg_store_list_fn)(const struct dg_agent_rec *a, void *arg);
  * DG_ERR_FORMAT with err naming the agent and the field.
  */
 int dg_store_list(struct dg_store *s, dg_store_list_fn fn, void *arg, char *err, size_t err_cap);
+
+/*
+ * PostgreSQL: a path that is a libpq connection URI (postgresql://...,
+ * postgres://...) opens a database that several verifiers share, with the
+ * same tables and the same checks on every row read back. No flock there:
+ * any verifier may serve any agent, so a verifier must not trust its memory
+ * of an agent. Each round (enrollment, NONCE_REQ, ATTEST) runs in one
+ * transaction that locks the agent (dg_store_round_begin), re-reads its row
+ * (dg_store_fetch), and ends with dg_store_round_end; dg_store_save inside
+ * it is part of it. Nonces live in the agent's row, so that one issued by
+ * one verifier is consumed once, at whichever verifier. Batches are no-ops
+ * there: every round commits on its own.
+ */
+bool dg_store_shared(const struct dg_store *s);
+/* Begin the round's transaction and lock agent id (whether stored or not)
+ * until its end. DG_ERR_UNSUPPORTED for SQLite. */
+int dg_store_round_begin(struct dg_store *s, const char *id);
+/* Commit (or roll back) the round; DG_OK also when none is open. */
+int dg_store_round_end(struct dg_store *s, bool commit);
+/* The stored agent id into a (zeroed, or reset with its AK and containers
+ * freed by the caller), every field checked as dg_store_load checks it.
+ * DG_ERR_NOTFOUND if not stored. */
+int dg_store_fetch(struct dg_store *s, const char *id, struct dg_agent_rec *a, char *err,
+                   size_t err_cap);
+/* Store the agent's one live nonce, valid ttl_ms by the database's clock. */
+int dg_store_nonce_put(struct dg_store *s, const char *id, const uint8_t *nonce, size_t len,
+                       unsigned ttl_ms);
+/* Consume nonce if it is the agent's live, unexpired one: DG_OK once, then
+ * DG_ERR_NONCE (also for an unknown or expired one, which is retired too). */
+int dg_store_nonce_take(struct dg_store *s, const char *id, const uint8_t *nonce, size_t len);
 
 #endif

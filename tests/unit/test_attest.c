@@ -30,6 +30,7 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
+#include <libpq-fe.h>
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/req.h>
 #include <openssl/evp.h>
@@ -237,15 +238,34 @@ spawn_verifier(const char *url, const char *log_path)
 		dup2(fd, STDOUT_FILENO);
 		dup2(fd, STDERR_FILENO);
 	}
-	/* The state in memory: each verifier of this suite starts with no agents. */
+	/* The state in memory: each verifier of this suite starts with no agents.
+	 * With DG_TEST_PG_URI (tests/e2e/pg_failover.sh) every case runs through
+	 * the PostgreSQL store instead, emptied first (start_verifier). */
+	const char *state = getenv("DG_TEST_PG_URI") ? getenv("DG_TEST_PG_URI") : ":memory:";
 	execl(exe, exe, "serve", "--listen", url, "--policies", policies, "--secrets", secrets,
-	      "--audit-log", audit_path, "--state", ":memory:", (char *)NULL);
+	      "--audit-log", audit_path, "--state", state, (char *)NULL);
 	_exit(127);
+}
+
+static void
+empty_pg_state(void)
+{
+	const char *uri = getenv("DG_TEST_PG_URI");
+	if (uri == NULL)
+		return;
+	PGconn *c = PQconnectdb(uri);
+	ck_assert_int_eq(PQstatus(c), CONNECTION_OK);
+	PGresult *r = PQexec(c, "SET client_min_messages = warning; "
+	                        "DROP TABLE IF EXISTS drift, agents, schema_version");
+	ck_assert_int_eq(PQresultStatus(r), PGRES_COMMAND_OK);
+	PQclear(r);
+	PQfinish(c);
 }
 
 static void
 start_verifier(void)
 {
+	empty_pg_state();
 	char log_path[4200];
 	unsigned seed = (unsigned)getpid() ^ (unsigned)time(NULL) ^ 0x5a5a;
 	snprintf(log_path, sizeof log_path, "%s/verifier.log", work);
@@ -1183,6 +1203,70 @@ START_TEST(reboot_with_longer_log_recovers)
 }
 END_TEST
 
+/* 18. (PostgreSQL only) Two verifiers on one state. A nonce the suite's
+ * verifier issued is answered at a second verifier, which passes the round
+ * from the position the first stored; the same ATTEST is then refused
+ * ("nonce") at both; and the first continues from what the second stored. */
+START_TEST(pg_nonce_single_use_across_verifiers)
+{
+	struct agent a;
+	struct round rd;
+	struct dg_msg m, v;
+	char url_a[64], url_b[64], log_path[4200];
+	nng_socket sock_a = sock, sock_b;
+	pid_t pid_b = 0;
+	unsigned seed = (unsigned)getpid() ^ 0xb0b;
+
+	agent_init(&a, "t-pg-two");
+	measure(&a, allowed[0]);
+	expect_honest_pass(&a);
+
+	/* Verifier B on the same database (start_verifier's way, another port). */
+	snprintf(url_a, sizeof url_a, "%s", verifier_url);
+	snprintf(log_path, sizeof log_path, "%s/verifier-b.log", work);
+	for (int attempt = 0; attempt < 20 && pid_b == 0; attempt++) {
+		int port = 10000 + (int)(rand_r(&seed) % 22000);
+		if (port_accepts(port))
+			continue;
+		snprintf(url_b, sizeof url_b, "tcp://127.0.0.1:%d", port);
+		pid_b = spawn_verifier(url_b, log_path);
+		for (int i = 0; i < 500 && !port_accepts(port); i++) {
+			if (waitpid(pid_b, NULL, WNOHANG) == pid_b) {
+				pid_b = 0;
+				break;
+			}
+			usleep(10000);
+		}
+	}
+	ck_assert_int_gt(pid_b, 0);
+	snprintf(verifier_url, sizeof verifier_url, "%s", url_b);
+	open_socket(&sock_b);
+
+	measure(&a, allowed[1]);
+	get_nonce(&a, &rd); /* at A */
+	ck_assert_uint_eq(rd.log_from, 1);
+	build_attest(&a, &rd, &m);
+	sock = sock_b;
+	rpc(&m, &v);
+	expect_pass_verdict(&a, &rd, &v);
+	dg_msg_clear(&v);
+	rpc(&m, &v); /* the same ATTEST again at B */
+	expect_fail(&v, "nonce");
+	sock = sock_a;
+	rpc(&m, &v); /* and at A, which issued the nonce */
+	expect_fail(&v, "nonce");
+	dg_msg_clear(&m);
+	/* A re-reads the agent: B's position, not the one A remembers. */
+	get_nonce(&a, &rd);
+	ck_assert_uint_eq(rd.log_from, 2);
+
+	nng_close(sock_b);
+	kill(pid_b, SIGTERM);
+	waitpid(pid_b, NULL, 0);
+	snprintf(verifier_url, sizeof verifier_url, "%s", url_a);
+}
+END_TEST
+
 static Suite *
 attest_suite(void)
 {
@@ -1208,6 +1292,8 @@ attest_suite(void)
 	tcase_add_test(tc, sealed_secret_bound_to_round);
 	tcase_add_test(tc, reboot_restarts_replay);
 	tcase_add_test(tc, reboot_with_longer_log_recovers);
+	if (getenv("DG_TEST_PG_URI") != NULL)
+		tcase_add_test(tc, pg_nonce_single_use_across_verifiers);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -6,7 +6,10 @@
  * a second process and unsafe permissions are refused at open; a save that
  * fails leaves the stored state as it was; a reader lists the agents while
  * the verifier has the file open and saves, and the status command prints
- * them. Keys are the tpm2-tools-made
+ * them. With DG_TEST_PG_URI (tests/e2e/pg_failover.sh starts a server), the
+ * "pg" case runs the same round trip and row checks on PostgreSQL, and shows
+ * nonces single-use across two verifiers' connections and an agent's round
+ * lock keeping a second verifier out. Keys are the tpm2-tools-made
  * public areas of the fuzz corpus; their TPM names are computed here with
  * OpenSSL's SHA-256, not by driftgate.
  */
@@ -24,6 +27,7 @@
 #include <json-c/json.h>
 #include <openssl/evp.h>
 #include <openssl/sha.h>
+#include <libpq-fe.h>
 #include <sqlite3.h>
 
 #include "driftgate/container.h"
@@ -33,6 +37,7 @@
 #include "registry.h"
 #include "status.h"
 #include "store.h"
+#include "store_impl.h"
 #include "testutil.h"
 
 static char *work;
@@ -704,6 +709,183 @@ START_TEST(test_save_cost)
 }
 END_TEST
 
+/* ---- PostgreSQL (DG_TEST_PG_URI) ---- */
+
+static void
+pg_exec(const char *sql)
+{
+	PGconn *c = PQconnectdb(getenv("DG_TEST_PG_URI"));
+	ck_assert_int_eq(PQstatus(c), CONNECTION_OK);
+	PGresult *r = PQexec(c, sql);
+	ck_assert_msg(PQresultStatus(r) == PGRES_COMMAND_OK, "%s: %s", sql,
+	              PQresultErrorMessage(r));
+	PQclear(r);
+	PQfinish(c);
+}
+
+static void
+pg_setup(void)
+{
+	setup();
+	pg_exec("SET client_min_messages = warning; "
+	        "DROP TABLE IF EXISTS drift, agents, schema_version");
+}
+
+START_TEST(test_pg_round_trip)
+{
+	const char *uri = getenv("DG_TEST_PG_URI");
+	struct dg_registry *want, *got = NULL;
+	char err[512];
+
+	ck_assert_int_eq(dg_registry_new(&want), DG_OK);
+	make_state(uri, want);
+	ck_assert_msg(open_and_load(uri, &got, err, sizeof err) == DG_OK, "load: %s", err);
+	ck_assert_uint_eq(dg_registry_count(got), 2);
+	expect_same(dg_registry_find(want, "node-a"), dg_registry_find(got, "node-a"));
+	expect_same(dg_registry_find(want, "node-b"), dg_registry_find(got, "node-b"));
+	dg_registry_free(got);
+	dg_registry_free(want);
+
+	/* The SQLite loader's checks, on rows PostgreSQL hands back. */
+	pg_exec("UPDATE agents SET pcr = 99 WHERE id = 'node-a'");
+	ck_assert_int_eq(open_and_load(uri, &got, err, sizeof err), DG_ERR_FORMAT);
+	ck_assert_msg(strstr(err, "agent 'node-a': pcr") != NULL, "%s", err);
+	dg_registry_free(got);
+	pg_exec("UPDATE agents SET pcr = 13, ak_name = '\\x0001' WHERE id = 'node-a'");
+	ck_assert_int_eq(open_and_load(uri, &got, err, sizeof err), DG_ERR_FORMAT);
+	ck_assert_msg(strstr(err, "ak_name") != NULL, "%s", err);
+	dg_registry_free(got);
+	pg_exec("DELETE FROM drift WHERE agent = 'node-a'; DELETE FROM agents WHERE id = 'node-a'; "
+	        "INSERT INTO drift VALUES ('node-b', 1, 'unknown-file', 'gap')");
+	ck_assert_int_eq(open_and_load(uri, &got, err, sizeof err), DG_ERR_FORMAT);
+	ck_assert_msg(strstr(err, "out of sequence") != NULL, "%s", err);
+	dg_registry_free(got);
+	pg_exec("UPDATE schema_version SET version = 2");
+	ck_assert_int_eq(open_and_load(uri, &got, err, sizeof err), DG_ERR_UNSUPPORTED);
+	dg_registry_free(got);
+}
+END_TEST
+
+/* Two stores on one database: two verifiers. */
+START_TEST(test_pg_nonce_across_verifiers)
+{
+	const char *uri = getenv("DG_TEST_PG_URI");
+	struct dg_registry *r;
+	struct dg_store *v1 = NULL, *v2 = NULL;
+	struct dg_agent_rec *fresh = calloc(1, sizeof *fresh);
+	uint8_t n1[32], n2[32], wrong[32];
+	char err[512] = "";
+
+	ck_assert_ptr_nonnull(fresh);
+	memset(n1, 1, sizeof n1);
+	memset(n2, 2, sizeof n2);
+	memset(wrong, 3, sizeof wrong);
+	ck_assert_int_eq(dg_registry_new(&r), DG_OK);
+	make_state(uri, r);
+	ck_assert_msg(dg_store_open(uri, &v1, err, sizeof err) == DG_OK, "%s", err);
+	ck_assert_msg(dg_store_open(uri, &v2, err, sizeof err) == DG_OK, "%s", err);
+	ck_assert(dg_store_shared(v1));
+
+	/* Issued by verifier 1, consumed at verifier 2, then refused at both. */
+	ck_assert_int_eq(dg_store_round_begin(v1, "node-a"), DG_OK);
+	ck_assert_int_eq(dg_store_fetch(v1, "node-a", fresh, err, sizeof err), DG_OK);
+	expect_same(dg_registry_find(r, "node-a"), fresh);
+	ck_assert_int_eq(dg_store_nonce_put(v1, "node-a", n1, sizeof n1, 30000), DG_OK);
+	ck_assert_int_eq(dg_store_round_end(v1, true), DG_OK);
+	ck_assert_int_eq(dg_store_round_begin(v2, "node-a"), DG_OK);
+	ck_assert_int_eq(dg_store_nonce_take(v2, "node-a", n1, sizeof n1), DG_OK);
+	ck_assert_int_eq(dg_store_round_end(v2, true), DG_OK);
+	ck_assert_int_eq(dg_store_round_begin(v1, "node-a"), DG_OK);
+	ck_assert_int_eq(dg_store_nonce_take(v1, "node-a", n1, sizeof n1), DG_ERR_NONCE);
+	ck_assert_int_eq(dg_store_round_end(v1, true), DG_OK);
+	ck_assert_int_eq(dg_store_round_begin(v2, "node-a"), DG_OK);
+	ck_assert_int_eq(dg_store_nonce_take(v2, "node-a", n1, sizeof n1), DG_ERR_NONCE);
+	ck_assert_int_eq(dg_store_round_end(v2, true), DG_OK);
+
+	/* A wrong answer retires the live nonce; one for another agent is no use. */
+	ck_assert_int_eq(dg_store_round_begin(v1, "node-a"), DG_OK);
+	ck_assert_int_eq(dg_store_nonce_put(v1, "node-a", n2, sizeof n2, 30000), DG_OK);
+	ck_assert_int_eq(dg_store_round_end(v1, true), DG_OK);
+	ck_assert_int_eq(dg_store_round_begin(v2, "node-b"), DG_OK);
+	ck_assert_int_eq(dg_store_nonce_take(v2, "node-b", n2, sizeof n2), DG_ERR_NONCE);
+	ck_assert_int_eq(dg_store_round_end(v2, true), DG_OK);
+	ck_assert_int_eq(dg_store_round_begin(v2, "node-a"), DG_OK);
+	ck_assert_int_eq(dg_store_nonce_take(v2, "node-a", wrong, sizeof wrong), DG_ERR_NONCE);
+	ck_assert_int_eq(dg_store_round_end(v2, true), DG_OK);
+	ck_assert_int_eq(dg_store_round_begin(v1, "node-a"), DG_OK);
+	ck_assert_int_eq(dg_store_nonce_take(v1, "node-a", n2, sizeof n2), DG_ERR_NONCE);
+	ck_assert_int_eq(dg_store_round_end(v1, true), DG_OK);
+
+	/* Expired by the database's clock. */
+	ck_assert_int_eq(dg_store_round_begin(v1, "node-a"), DG_OK);
+	ck_assert_int_eq(dg_store_nonce_put(v1, "node-a", n1, sizeof n1, 1), DG_OK);
+	ck_assert_int_eq(dg_store_round_end(v1, true), DG_OK);
+	usleep(20000);
+	ck_assert_int_eq(dg_store_round_begin(v2, "node-a"), DG_OK);
+	ck_assert_int_eq(dg_store_nonce_take(v2, "node-a", n1, sizeof n1), DG_ERR_NONCE);
+	ck_assert_int_eq(dg_store_round_end(v2, true), DG_OK);
+
+	/* A rolled-back round consumed nothing. */
+	ck_assert_int_eq(dg_store_round_begin(v1, "node-a"), DG_OK);
+	ck_assert_int_eq(dg_store_nonce_put(v1, "node-a", n1, sizeof n1, 30000), DG_OK);
+	ck_assert_int_eq(dg_store_round_end(v1, true), DG_OK);
+	ck_assert_int_eq(dg_store_round_begin(v2, "node-a"), DG_OK);
+	ck_assert_int_eq(dg_store_nonce_take(v2, "node-a", n1, sizeof n1), DG_OK);
+	ck_assert_int_eq(dg_store_round_end(v2, false), DG_OK);
+	ck_assert_int_eq(dg_store_round_begin(v1, "node-a"), DG_OK);
+	ck_assert_int_eq(dg_store_nonce_take(v1, "node-a", n1, sizeof n1), DG_OK);
+	ck_assert_int_eq(dg_store_round_end(v1, true), DG_OK);
+
+	/* Unknown agents: not found, and no nonce to take. */
+	ck_assert_int_eq(dg_store_round_begin(v1, "node-z"), DG_OK);
+	dg_store_rec_reset(fresh);
+	ck_assert_int_eq(dg_store_fetch(v1, "node-z", fresh, err, sizeof err), DG_ERR_NOTFOUND);
+	ck_assert_int_eq(dg_store_nonce_put(v1, "node-z", n1, sizeof n1, 30000), DG_ERR_NOTFOUND);
+	ck_assert_int_eq(dg_store_round_end(v1, true), DG_OK);
+
+	/* SQLite keeps nonces in memory: none of this applies there. */
+	struct dg_store *mem = NULL;
+	ck_assert_int_eq(dg_store_open(DG_STORE_MEMORY, &mem, err, sizeof err), DG_OK);
+	ck_assert(!dg_store_shared(mem));
+	ck_assert_int_eq(dg_store_round_begin(mem, "node-a"), DG_ERR_UNSUPPORTED);
+	dg_store_close(mem);
+
+	dg_store_rec_reset(fresh);
+	free(fresh);
+	dg_store_close(v1);
+	dg_store_close(v2);
+	dg_registry_free(r);
+}
+END_TEST
+
+/* While one verifier has a round of an agent open, another cannot start one
+ * (it gives up after the lock timeout) but may serve other agents. */
+START_TEST(test_pg_round_lock)
+{
+	const char *uri = getenv("DG_TEST_PG_URI");
+	struct dg_registry *r;
+	struct dg_store *v1 = NULL, *v2 = NULL;
+	char err[512] = "";
+
+	ck_assert_int_eq(dg_registry_new(&r), DG_OK);
+	make_state(uri, r);
+	ck_assert_msg(dg_store_open(uri, &v1, err, sizeof err) == DG_OK, "%s", err);
+	ck_assert_msg(dg_store_open(uri, &v2, err, sizeof err) == DG_OK, "%s", err);
+	ck_assert_int_eq(dg_store_round_begin(v1, "node-a"), DG_OK);
+	ck_assert_int_eq(dg_store_round_begin(v2, "node-b"), DG_OK);
+	ck_assert_int_eq(dg_store_round_end(v2, true), DG_OK);
+	double t0 = now_ms();
+	ck_assert_int_eq(dg_store_round_begin(v2, "node-a"), DG_ERR_STATE);
+	ck_assert(now_ms() - t0 >= 4000);
+	ck_assert_int_eq(dg_store_round_end(v1, true), DG_OK);
+	ck_assert_int_eq(dg_store_round_begin(v2, "node-a"), DG_OK);
+	ck_assert_int_eq(dg_store_round_end(v2, true), DG_OK);
+	dg_store_close(v1);
+	dg_store_close(v2);
+	dg_registry_free(r);
+}
+END_TEST
+
 static Suite *
 store_suite(void)
 {
@@ -719,6 +901,15 @@ store_suite(void)
 	tcase_add_test(tc, test_status_output);
 	tcase_add_test(tc, test_save_cost);
 	suite_add_tcase(s, tc);
+	if (getenv("DG_TEST_PG_URI") != NULL) {
+		tc = tcase_create("pg");
+		tcase_add_checked_fixture(tc, pg_setup, teardown);
+		tcase_set_timeout(tc, 120);
+		tcase_add_test(tc, test_pg_round_trip);
+		tcase_add_test(tc, test_pg_nonce_across_verifiers);
+		tcase_add_test(tc, test_pg_round_lock);
+		suite_add_tcase(s, tc);
+	}
 	return s;
 }
 
