@@ -1310,7 +1310,9 @@ lg_main(struct lg_run *run)
 	if (enroll_errors > 0)
 		fprintf(stderr, LG_PROG ": *** %" PRIu64 " ENROLLMENTS FAILED ***\n", enroll_errors);
 	if (enrolled == 0) {
-		rv = DG_ERR_DENIED;
+		fprintf(stderr, LG_PROG ": no agent enrolled: is a verifier listening on %s, with "
+		                "the policies of --make-policies?\n", o->url);
+		rv = DG_ERR_STATE;
 		goto out;
 	}
 
