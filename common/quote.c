@@ -276,6 +276,28 @@ check_clock(const TPMS_CLOCK_INFO *info, const struct dg_quote_clock *last)
 	return dg_quote_clock_check(&now, last);
 }
 
+/* After the signature: clockInfo against the last round, then the PCR digest. */
+static int
+check_tail(const TPMS_ATTEST *parsed, TPM2_ALG_ID sig_hash, const struct dg_quote_expect *expect)
+{
+	uint8_t digest[EVP_MAX_MD_SIZE];
+	unsigned int digest_len = 0;
+	const TPM2B_DIGEST *quoted;
+	int err;
+
+	if ((err = check_clock(&parsed->clockInfo, expect->last)) != DG_OK)
+		return err;
+	/* With one PCR selected, pcrDigest is the hash of that PCR's value alone,
+	 * taken with the signing scheme's hash (TPM2_Quote), not the bank's. */
+	if (!EVP_Digest(expect->pcr_value, SHA256_LEN, digest, &digest_len, dg_alg_md(sig_hash),
+	                NULL))
+		return DG_ERR_CRYPTO;
+	quoted = &parsed->attested.quote.pcrDigest;
+	if (quoted->size != digest_len || CRYPTO_memcmp(quoted->buffer, digest, digest_len) != 0)
+		return DG_ERR_PCR_DIGEST;
+	return DG_OK;
+}
+
 int
 dg_quote_verify(EVP_PKEY *ak, const uint8_t *attest, size_t attest_len, const uint8_t *sig,
                 size_t sig_len, const struct dg_quote_expect *expect,
@@ -283,9 +305,6 @@ dg_quote_verify(EVP_PKEY *ak, const uint8_t *attest, size_t attest_len, const ui
 {
 	TPMS_ATTEST parsed;
 	TPM2_ALG_ID sig_hash = TPM2_ALG_NULL;
-	uint8_t digest[EVP_MAX_MD_SIZE];
-	unsigned int digest_len = 0;
-	const TPM2B_DIGEST *quoted;
 	int err;
 
 	if (expect == NULL || expect->pcr_value == NULL)
@@ -294,15 +313,43 @@ dg_quote_verify(EVP_PKEY *ak, const uint8_t *attest, size_t attest_len, const ui
 	                   expect->qualifying_len, expect->pcr, &parsed, &sig_hash, clock_out);
 	if (err != DG_OK)
 		return err;
-	if ((err = check_clock(&parsed.clockInfo, expect->last)) != DG_OK)
-		return err;
-	/* With one PCR selected, pcrDigest is the hash of that PCR's value alone,
-	 * taken with the signing scheme's hash (TPM2_Quote), not the bank's. */
-	if (!EVP_Digest(expect->pcr_value, SHA256_LEN, digest, &digest_len, dg_alg_md(sig_hash),
-	                NULL))
-		return DG_ERR_CRYPTO;
-	quoted = &parsed.attested.quote.pcrDigest;
-	if (quoted->size != digest_len || CRYPTO_memcmp(quoted->buffer, digest, digest_len) != 0)
-		return DG_ERR_PCR_DIGEST;
-	return DG_OK;
+	return check_tail(&parsed, sig_hash, expect);
+}
+
+int
+dg_quote_check_pcr(const uint8_t *attest, size_t attest_len, const uint8_t *sig, size_t sig_len,
+                   const struct dg_quote_expect *expect)
+{
+	TPMS_ATTEST parsed;
+	TPMT_SIGNATURE signature;
+	TPM2_ALG_ID sig_hash;
+	size_t offset = 0;
+
+	if (attest == NULL || sig == NULL || expect == NULL || expect->pcr_value == NULL)
+		return DG_ERR_INVAL;
+	if (attest_len > DG_QUOTE_MAX_ATTEST || sig_len > DG_QUOTE_MAX_SIG)
+		return DG_ERR_TOOBIG;
+	/* The same bytes dg_quote_check_signed accepted: parsed again (cheap),
+	 * not verified again (the expensive part). */
+	if (Tss2_MU_TPMS_ATTEST_Unmarshal(attest, attest_len, &offset, &parsed) != TSS2_RC_SUCCESS ||
+	    offset != attest_len || parsed.type != TPM2_ST_ATTEST_QUOTE)
+		return DG_ERR_FORMAT;
+	offset = 0;
+	if (Tss2_MU_TPMT_SIGNATURE_Unmarshal(sig, sig_len, &offset, &signature) != TSS2_RC_SUCCESS ||
+	    offset != sig_len)
+		return DG_ERR_FORMAT;
+	switch (signature.sigAlg) {
+	case TPM2_ALG_RSASSA:
+	case TPM2_ALG_RSAPSS:
+		sig_hash = signature.signature.rsassa.hash;
+		break;
+	case TPM2_ALG_ECDSA:
+		sig_hash = signature.signature.ecdsa.hash;
+		break;
+	default:
+		return DG_ERR_SIGNATURE;
+	}
+	if (dg_alg_md(sig_hash) == NULL)
+		return DG_ERR_UNSUPPORTED;
+	return check_tail(&parsed, sig_hash, expect);
 }

@@ -60,6 +60,15 @@ int dg_quote_check_signed(EVP_PKEY *ak, const uint8_t *attest, size_t attest_len
                           uint32_t pcr, struct dg_quote_clock *clock_out);
 
 /*
+ * The rest of dg_quote_verify for a quote whose very bytes (attest and sig)
+ * dg_quote_check_signed accepted: clockInfo against expect->last, then the
+ * PCR digest. The signature is not verified again (the verifier's hot path
+ * would otherwise pay for it twice); never call it on bytes not checked so.
+ */
+int dg_quote_check_pcr(const uint8_t *attest, size_t attest_len, const uint8_t *sig,
+                       size_t sig_len, const struct dg_quote_expect *expect);
+
+/*
  * Verify a TPM2_Certify of a key by the AK: a TPMS_ATTEST of type
  * TPM_ST_ATTEST_CERTIFY, signed by ak, whose extraData is qualifying and whose
  * certified name is name (the key's TPM name, from dg_tpmkey_import). Checks

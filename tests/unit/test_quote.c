@@ -235,6 +235,36 @@ verify(EVP_PKEY *ak, const struct blob *q, const struct blob *s,
 /* Offset of clockInfo.clock: magic, type, qualifiedSigner (2 + 34), extraData (2 + 32). */
 #define CLOCK_OFFSET (4 + 2 + 2 + 34 + 2 + 32)
 
+/* The verifier's split: check_signed, then check_pcr on the same bytes, must
+ * decide exactly as dg_quote_verify does for every PCR and clock outcome. */
+START_TEST(check_pcr_matches_verify)
+{
+	struct dg_quote_expect e = expect_default();
+	struct dg_quote_clock later = rsa_clock;
+	uint8_t other_pcr[32];
+
+	ck_assert_int_eq(dg_quote_check_pcr(q_rsa.data, q_rsa.len, s_rsa.data, s_rsa.len, &e), DG_OK);
+	ck_assert_int_eq(dg_quote_check_pcr(q_ecc.data, q_ecc.len, s_ecc.data, s_ecc.len, &e), DG_OK);
+	memcpy(other_pcr, e.pcr_value, sizeof other_pcr);
+	other_pcr[0] ^= 1;
+	e.pcr_value = other_pcr;
+	ck_assert_int_eq(dg_quote_check_pcr(q_rsa.data, q_rsa.len, s_rsa.data, s_rsa.len, &e),
+	                 DG_ERR_PCR_DIGEST);
+	ck_assert_int_eq(verify(ak_rsa, &q_rsa, &s_rsa, &e), DG_ERR_PCR_DIGEST);
+	e = expect_default();
+	later.clock++;
+	e.last = &later;
+	ck_assert_int_eq(dg_quote_check_pcr(q_rsa.data, q_rsa.len, s_rsa.data, s_rsa.len, &e),
+	                 DG_ERR_CLOCK);
+	ck_assert_int_eq(verify(ak_rsa, &q_rsa, &s_rsa, &e), DG_ERR_CLOCK);
+	e = expect_default();
+	ck_assert_int_eq(dg_quote_check_pcr(q_rsa.data, q_rsa.len - 1, s_rsa.data, s_rsa.len, &e),
+	                 DG_ERR_FORMAT);
+	ck_assert_int_eq(dg_quote_check_pcr(q_rsa.data, q_rsa.len, s_rsa.data, s_rsa.len - 1, &e),
+	                 DG_ERR_FORMAT);
+}
+END_TEST
+
 START_TEST(tpm_quotes_verify)
 {
 	struct dg_quote_expect e = expect_default();
@@ -731,6 +761,7 @@ quote_suite(void)
 	TCase *tc = tcase_create("swtpm");
 	tcase_add_unchecked_fixture(tc, setup_tpm, teardown_tpm);
 	tcase_add_test(tc, tpm_quotes_verify);
+	tcase_add_test(tc, check_pcr_matches_verify);
 	tcase_add_test(tc, tpm_sha1_is_refused);
 	tcase_add_test(tc, flipped_attest_byte_fails);
 	tcase_add_test(tc, flipped_signature_byte_fails);
