@@ -84,11 +84,8 @@ struct dg_store {
  * recovery, a checkpoint at its close) before it fails. */
 #define BUSY_TIMEOUT_MS 2000
 
-static void set_err(char *err, size_t err_cap, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void
-set_err(char *err, size_t err_cap, const char *fmt, ...)
+void
+dg_store_set_err(char *err, size_t err_cap, const char *fmt, ...)
 {
 	va_list ap;
 	if (err == NULL || err_cap == 0)
@@ -148,17 +145,17 @@ lock_file(const char *path, int *lock_fd, char *err, size_t err_cap)
 	int rv, saved;
 	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	if (fd < 0) {
-		set_err(err, err_cap, "%s: %s", path, strerror(errno));
+		dg_store_set_err(err, err_cap, "%s: %s", path, strerror(errno));
 		return errno == EACCES || errno == EPERM ? DG_ERR_PERM : DG_ERR_IO;
 	}
 	if (fstat(fd, &st) != 0) {
 		saved = errno;
-		set_err(err, err_cap, "%s: %s", path, strerror(saved));
+		dg_store_set_err(err, err_cap, "%s: %s", path, strerror(saved));
 		rv = DG_ERR_IO;
 		goto out;
 	}
 	if (!S_ISREG(st.st_mode) || st.st_uid != geteuid() || (st.st_mode & 022) != 0) {
-		set_err(err, err_cap,
+		dg_store_set_err(err, err_cap,
 		        "%s: the state database must be a regular file owned by the verifier's "
 		        "user and writable by no one else",
 		        path);
@@ -168,11 +165,11 @@ lock_file(const char *path, int *lock_fd, char *err, size_t err_cap)
 	if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
 		saved = errno;
 		if (saved == EWOULDBLOCK) {
-			set_err(err, err_cap, "state database is in use by another process (one "
+			dg_store_set_err(err, err_cap, "state database is in use by another process (one "
 			                      "verifier per state file)");
 			rv = DG_ERR_STATE;
 		} else {
-			set_err(err, err_cap, "%s: lock: %s", path, strerror(saved));
+			dg_store_set_err(err, err_cap, "%s: lock: %s", path, strerror(saved));
 			rv = DG_ERR_IO;
 		}
 		goto out;
@@ -193,10 +190,10 @@ exec_sql(struct dg_store *s, const char *sql, const char *what, char *err, size_
 	if (rc == SQLITE_OK)
 		return DG_OK;
 	if ((rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED)
-		set_err(err, err_cap,
+		dg_store_set_err(err, err_cap,
 		        "state database is in use by another process (one verifier per state file)");
 	else
-		set_err(err, err_cap, "state database: %s: %s", what, sqlite3_errmsg(s->db));
+		dg_store_set_err(err, err_cap, "state database: %s: %s", what, sqlite3_errmsg(s->db));
 	return map_sqlite(rc);
 }
 
@@ -213,16 +210,16 @@ set_wal(struct dg_store *s, bool memory, char *err, size_t err_cap)
 	if (rc != SQLITE_ROW) {
 		rv = map_sqlite(rc);
 		if (rv == DG_ERR_STATE)
-			set_err(err, err_cap, "state database is in use by another process (one "
+			dg_store_set_err(err, err_cap, "state database is in use by another process (one "
 			                      "verifier per state file)");
 		else
-			set_err(err, err_cap, "state database: journal_mode: %s",
+			dg_store_set_err(err, err_cap, "state database: journal_mode: %s",
 			        sqlite3_errmsg(s->db));
 		goto out;
 	}
 	const unsigned char *mode = sqlite3_column_text(st, 0);
 	if (mode == NULL || strcmp((const char *)mode, want) != 0) {
-		set_err(err, err_cap, "state database: journal mode is %s, not %s",
+		dg_store_set_err(err, err_cap, "state database: journal mode is %s, not %s",
 		        mode ? (const char *)mode : "unknown", want);
 		rv = DG_ERR_IO;
 		goto out;
@@ -268,19 +265,19 @@ check_schema(struct dg_store *s, const char *path, bool create, char *err, size_
 	rv = query_int(s, "SELECT count(*) FROM sqlite_schema WHERE type = 'table'", &n_tables,
 	               &is_int);
 	if (rv != DG_OK) {
-		set_err(err, err_cap, "%s: cannot read the schema: %s", path, sqlite3_errmsg(s->db));
+		dg_store_set_err(err, err_cap, "%s: cannot read the schema: %s", path, sqlite3_errmsg(s->db));
 		return rv;
 	}
 	if (n_tables == 0 && create)
 		return exec_sql(s, schema_sql, "creating the schema", err, err_cap);
 	rv = query_int(s, "SELECT version FROM schema_version", &version, &is_int);
 	if (rv != DG_OK || !is_int) {
-		set_err(err, err_cap, "%s: not a driftgate verifier state database (no single "
+		dg_store_set_err(err, err_cap, "%s: not a driftgate verifier state database (no single "
 		                      "schema version)", path);
 		return DG_ERR_FORMAT;
 	}
 	if (version != DG_STORE_SCHEMA_VERSION) {
-		set_err(err, err_cap,
+		dg_store_set_err(err, err_cap,
 		        "%s: state database schema version %lld, this verifier reads version %d",
 		        path, (long long)version, DG_STORE_SCHEMA_VERSION);
 		return DG_ERR_UNSUPPORTED;
@@ -296,7 +293,7 @@ prepare(struct dg_store *s, const char *sql, bool persistent, sqlite3_stmt **st,
 	int rc = sqlite3_prepare_v3(s->db, sql, -1, persistent ? SQLITE_PREPARE_PERSISTENT : 0, st,
 	                            NULL);
 	if (rc != SQLITE_OK)
-		set_err(err, err_cap, "state database: %s", sqlite3_errmsg(s->db));
+		dg_store_set_err(err, err_cap, "state database: %s", sqlite3_errmsg(s->db));
 	return map_sqlite(rc);
 }
 
@@ -321,7 +318,7 @@ dg_store_open(const char *path, struct dg_store **out, char *err, size_t err_cap
 	rc = sqlite3_open_v2(path, &s->db,
 	                     SQLITE_OPEN_READWRITE | (memory ? SQLITE_OPEN_CREATE : 0), NULL);
 	if (rc != SQLITE_OK) {
-		set_err(err, err_cap, "%s: %s", path,
+		dg_store_set_err(err, err_cap, "%s: %s", path,
 		        s->db != NULL ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc));
 		rv = map_sqlite(rc);
 		goto out;
@@ -381,7 +378,7 @@ dg_store_open_readonly(const char *path, struct dg_store **out, char *err, size_
 	}
 	rc = sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READONLY, NULL);
 	if (rc != SQLITE_OK) {
-		set_err(err, err_cap, "%s: %s", path,
+		dg_store_set_err(err, err_cap, "%s: %s", path,
 		        s->db != NULL ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc));
 		rv = map_sqlite(rc);
 		goto out;
@@ -634,7 +631,7 @@ dg_store_row_id(const struct dg_store_val *v, size_t row, char name[DG_WIRE_MAX_
 	const uint8_t *id;
 	size_t n;
 	if (!col_text(v, 1, DG_WIRE_MAX_AGENT_ID, &id, &n) || !agent_id_valid(id, n)) {
-		set_err(err, err_cap, "state database: agent row %zu: id is not an agent id",
+		dg_store_set_err(err, err_cap, "state database: agent row %zu: id is not an agent id",
 		                 row);
 		return false;
 	}
@@ -677,7 +674,7 @@ fill_agent(const struct dg_store_val *row, struct dg_agent_rec *a, const char **
 	if (!col_blob(&row[C_EK_PUB], 1, DG_TPMKEY_MAX_PUBLIC, &p, &n))
 		return DG_ERR_FORMAT;
 	if ((rv = dg_tpmkey_import(p, n, DG_TPMKEY_EK, NULL, NULL, NULL)) != DG_OK) {
-		set_err(why, why_cap, ": not an EK (%s)", dg_strerror(rv));
+		dg_store_set_err(why, why_cap, ": not an EK (%s)", dg_strerror(rv));
 		return DG_ERR_FORMAT;
 	}
 	memcpy(a->ek_pub, p, n);
@@ -686,7 +683,7 @@ fill_agent(const struct dg_store_val *row, struct dg_agent_rec *a, const char **
 	if (!col_blob(&row[C_AK_PUB], 1, DG_TPMKEY_MAX_PUBLIC, &p, &n))
 		return DG_ERR_FORMAT;
 	if ((rv = dg_tpmkey_import(p, n, DG_TPMKEY_AK, &a->ak, name, &name_len)) != DG_OK) {
-		set_err(why, why_cap, ": not an AK (%s)", dg_strerror(rv));
+		dg_store_set_err(why, why_cap, ": not an AK (%s)", dg_strerror(rv));
 		return DG_ERR_FORMAT;
 	}
 	memcpy(a->ak_pub, p, n);
@@ -694,7 +691,7 @@ fill_agent(const struct dg_store_val *row, struct dg_agent_rec *a, const char **
 	*field = "ak_name";
 	if (!col_blob(&row[C_AK_NAME], 1, DG_TPMKEY_MAX_NAME, &p, &n) || n != name_len ||
 	    memcmp(p, name, n) != 0) {
-		set_err(why, why_cap, ": not the name of the stored AK");
+		dg_store_set_err(why, why_cap, ": not the name of the stored AK");
 		return DG_ERR_FORMAT;
 	}
 	memcpy(a->ak_name, p, n);
@@ -722,7 +719,7 @@ fill_agent(const struct dg_store_val *row, struct dg_agent_rec *a, const char **
 	a->replay.entries = (uint64_t)v;
 	*field = "replay";
 	if (!replay_consistent(&a->replay, a->pcr)) {
-		set_err(why, why_cap,
+		dg_store_set_err(why, why_cap,
 		                 ": PCR values or entries that no accepted log for PCR %u gives", a->pcr);
 		return DG_ERR_FORMAT;
 	}
@@ -750,7 +747,7 @@ fill_agent(const struct dg_store_val *row, struct dg_agent_rec *a, const char **
 	*field = "clock";
 	if (!a->have_clock && (a->clock.clock != 0 || a->clock.reset_count != 0 ||
 	                       a->clock.restart_count != 0 || a->clock.safe != 0)) {
-		set_err(why, why_cap, ": values without have_clock");
+		dg_store_set_err(why, why_cap, ": values without have_clock");
 		return DG_ERR_FORMAT;
 	}
 
@@ -758,7 +755,7 @@ fill_agent(const struct dg_store_val *row, struct dg_agent_rec *a, const char **
 	if (!col_blob(&row[C_CONTAINERS], 1, DG_CONTAINERS_MAX_ENCODED, &p, &n))
 		return DG_ERR_FORMAT;
 	if ((rv = dg_containers_decode(p, n, &containers)) != DG_OK) {
-		set_err(why, why_cap, ": %s", dg_strerror(rv));
+		dg_store_set_err(why, why_cap, ": %s", dg_strerror(rv));
 		return rv == DG_ERR_NOMEM ? rv : DG_ERR_FORMAT;
 	}
 	dg_containers_free(a->containers);
@@ -775,7 +772,7 @@ dg_store_row_agent(const struct dg_store_val *row, struct dg_agent_rec *a, char 
 	char why[128] = "";
 	int rv = fill_agent(row, a, &field, why, sizeof why);
 	if (rv != DG_OK) {
-		set_err(err, err_cap, "state database: agent '%s': %s%s", a->id,
+		dg_store_set_err(err, err_cap, "state database: agent '%s': %s%s", a->id,
 		                 field ? field : "row", why[0] ? why : ": bad type, length or range");
 		return rv;
 	}
@@ -797,7 +794,7 @@ dg_store_row_reason(const struct dg_store_val *v, struct dg_agent_rec *a, char *
 	int64_t seq;
 
 	if (!col_int(&v[0], 0, DG_VERDICT_MAX_REASONS - 1, &seq) || (size_t)seq != a->n_drift) {
-		set_err(err, err_cap, "state database: drift of agent '%s': reason %zu "
+		dg_store_set_err(err, err_cap, "state database: drift of agent '%s': reason %zu "
 		                 "missing or out of sequence", a->id, a->n_drift);
 		return DG_ERR_FORMAT;
 	}
@@ -805,7 +802,7 @@ dg_store_row_reason(const struct dg_store_val *v, struct dg_agent_rec *a, char *
 	    !printable(code, code_len, 0x21) ||
 	    !col_text(&v[2], 0, DG_REASON_DETAIL_MAX - 1, &detail, &detail_len) ||
 	    !printable(detail, detail_len, 0x20)) {
-		set_err(err, err_cap, "state database: drift of agent '%s': reason %zu is "
+		dg_store_set_err(err, err_cap, "state database: drift of agent '%s': reason %zu is "
 		                 "not a code and a printable detail", a->id, a->n_drift);
 		return DG_ERR_FORMAT;
 	}
@@ -876,7 +873,7 @@ load_agents(struct dg_store *s, struct dg_registry *r, char *err, size_t err_cap
 			goto out;
 		}
 		if ((rv = dg_registry_add(r, name, &a)) != DG_OK) {
-			set_err(err, err_cap, "state database: agent '%s': %s", name,
+			dg_store_set_err(err, err_cap, "state database: agent '%s': %s", name,
 			                 rv == DG_ERR_EXISTS ? "stored twice" : dg_strerror(rv));
 			if (rv == DG_ERR_EXISTS)
 				rv = DG_ERR_FORMAT;
@@ -886,7 +883,7 @@ load_agents(struct dg_store *s, struct dg_registry *r, char *err, size_t err_cap
 			goto out;
 	}
 	if (rc != SQLITE_DONE) {
-		set_err(err, err_cap, "state database: reading agents: %s",
+		dg_store_set_err(err, err_cap, "state database: reading agents: %s",
 		                 sqlite3_errmsg(s->db));
 		rv = map_sqlite(rc);
 		goto out;
@@ -913,11 +910,11 @@ load_drift(struct dg_store *s, struct dg_registry *r, char *err, size_t err_cap)
 		rv = DG_ERR_FORMAT;
 		sqlite_row(st, 0, 4, row);
 		if (!dg_store_row_id(&row[0], 0, name, NULL, 0)) {
-			set_err(err, err_cap, "state database: a drift row names no valid agent id");
+			dg_store_set_err(err, err_cap, "state database: a drift row names no valid agent id");
 			goto out;
 		}
 		if ((a = dg_registry_find(r, name)) == NULL) {
-			set_err(err, err_cap,
+			dg_store_set_err(err, err_cap,
 			                 "state database: drift of agent '%s', which is not stored", name);
 			goto out;
 		}
@@ -925,7 +922,7 @@ load_drift(struct dg_store *s, struct dg_registry *r, char *err, size_t err_cap)
 			goto out;
 	}
 	if (rc != SQLITE_DONE) {
-		set_err(err, err_cap, "state database: reading drift: %s",
+		dg_store_set_err(err, err_cap, "state database: reading drift: %s",
 		                 sqlite3_errmsg(s->db));
 		rv = map_sqlite(rc);
 		goto out;
@@ -977,7 +974,7 @@ dg_store_list(struct dg_store *s, dg_store_list_fn fn, void *arg, char *err, siz
 	while ((rc = sqlite3_step(agents)) == SQLITE_ROW) {
 		dg_store_rec_reset(a);
 		if (++n_row > DG_REGISTRY_MAX_AGENTS) {
-			set_err(err, err_cap, "state database: more than %d agents",
+			dg_store_set_err(err, err_cap, "state database: more than %d agents",
 			                 DG_REGISTRY_MAX_AGENTS);
 			rv = DG_ERR_TOOBIG;
 			goto out;
@@ -1000,7 +997,7 @@ dg_store_list(struct dg_store *s, dg_store_list_fn fn, void *arg, char *err, siz
 		}
 		sqlite3_reset(drift);
 		if (rc != SQLITE_DONE) {
-			set_err(err, err_cap, "state database: reading drift: %s",
+			dg_store_set_err(err, err_cap, "state database: reading drift: %s",
 			                 sqlite3_errmsg(s->db));
 			rv = map_sqlite(rc);
 			goto out;
@@ -1009,7 +1006,7 @@ dg_store_list(struct dg_store *s, dg_store_list_fn fn, void *arg, char *err, siz
 			goto out;
 	}
 	if (rc != SQLITE_DONE) {
-		set_err(err, err_cap, "state database: reading agents: %s",
+		dg_store_set_err(err, err_cap, "state database: reading agents: %s",
 		                 sqlite3_errmsg(s->db));
 		rv = map_sqlite(rc);
 		goto out;

@@ -33,6 +33,9 @@ struct dg_store_val {
 };
 
 /* The TPM clock is a uint64: kept bit for bit in a database's int64. */
+/* err (may be NULL or err_cap 0) receives the formatted reason; both backends use it. */
+void dg_store_set_err(char *err, size_t err_cap, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
 int64_t dg_store_u64_bits(uint64_t v);
 
 /* v as an agent id into name; false (err set, naming row) if it is not one. */

@@ -36,20 +36,6 @@ struct dg_store_pg {
 	bool in_round;
 };
 
-static void set_err(char *err, size_t err_cap, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void
-set_err(char *err, size_t err_cap, const char *fmt, ...)
-{
-	va_list ap;
-	if (err == NULL || err_cap == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, err_cap, fmt, ap);
-	va_end(ap);
-}
-
 static const char schema_sql[] =
 	"CREATE TABLE schema_version (version bigint NOT NULL);"
 	"INSERT INTO schema_version (version) VALUES (1);"
@@ -243,13 +229,13 @@ check_schema(struct dg_store_pg *s, bool readonly, char *err, size_t err_cap)
 	    (rv = run0(s, "SELECT pg_advisory_xact_lock($1)", &p, "schema lock")) != DG_OK ||
 	    (rv = run(s, "SELECT to_regclass('schema_version') IS NULL", NULL, "schema", &r)) !=
 	        DG_OK) {
-		set_err(err, err_cap, "state database: cannot read the schema: %s",
+		dg_store_set_err(err, err_cap, "state database: cannot read the schema: %s",
 		                 PQerrorMessage(s->conn));
 		goto out;
 	}
 	if (PQntuples(r) == 1 && PQgetlength(r, 0, 0) == 1 && PQgetvalue(r, 0, 0)[0] == 1) {
 		if (readonly) {
-			set_err(err, err_cap, "state database: no driftgate schema");
+			dg_store_set_err(err, err_cap, "state database: no driftgate schema");
 			rv = DG_ERR_FORMAT;
 			goto out;
 		}
@@ -257,26 +243,26 @@ check_schema(struct dg_store_pg *s, bool readonly, char *err, size_t err_cap)
 		rv = PQresultStatus(c) == PGRES_COMMAND_OK ? DG_OK : DG_ERR_IO;
 		PQclear(c);
 		if (rv != DG_OK) {
-			set_err(err, err_cap, "state database: cannot create the schema");
+			dg_store_set_err(err, err_cap, "state database: cannot create the schema");
 			goto out;
 		}
 	} else {
 		PQclear(r);
 		rv = run(s, "SELECT version FROM schema_version", NULL, "schema version", &r);
 		if (rv != DG_OK || PQntuples(r) != 1 || PQnfields(r) != 1) {
-			set_err(err, err_cap, "state database: not a driftgate verifier state "
+			dg_store_set_err(err, err_cap, "state database: not a driftgate verifier state "
 			                               "database (no single schema version)");
 			rv = DG_ERR_FORMAT;
 			goto out;
 		}
 		pg_row(r, 0, 0, 1, &v);
 		if (v.type != DG_STORE_INT) {
-			set_err(err, err_cap, "state database: schema version is not a number");
+			dg_store_set_err(err, err_cap, "state database: schema version is not a number");
 			rv = DG_ERR_FORMAT;
 			goto out;
 		}
 		if (v.i != DG_STORE_SCHEMA_VERSION) {
-			set_err(err, err_cap,
+			dg_store_set_err(err, err_cap,
 			                 "state database schema version %lld, this verifier reads "
 			                 "version %d", (long long)v.i, DG_STORE_SCHEMA_VERSION);
 			rv = DG_ERR_UNSUPPORTED;
@@ -303,7 +289,7 @@ dg_store_pg_open(const char *uri, bool readonly, struct dg_store_pg **out, char 
 	s->conn = PQconnectdb(uri);
 	if (s->conn == NULL || PQstatus(s->conn) != CONNECTION_OK) {
 		/* libpq's message names host and port, never the password */
-		set_err(err, err_cap, "state database: cannot connect: %s",
+		dg_store_set_err(err, err_cap, "state database: cannot connect: %s",
 		                 s->conn ? PQerrorMessage(s->conn) : "out of memory");
 		rv = DG_ERR_IO;
 		goto out;
@@ -315,7 +301,7 @@ dg_store_pg_open(const char *uri, bool readonly, struct dg_store_pg **out, char 
 	 */
 	if ((rv = run0(s, "SET lock_timeout = '5s'", NULL, "settings")) != DG_OK ||
 	    (rv = run0(s, "SET client_min_messages = warning", NULL, "settings")) != DG_OK) {
-		set_err(err, err_cap, "state database: %s", PQerrorMessage(s->conn));
+		dg_store_set_err(err, err_cap, "state database: %s", PQerrorMessage(s->conn));
 		goto out;
 	}
 	if ((rv = check_schema(s, readonly, err, err_cap)) != DG_OK)
@@ -583,16 +569,16 @@ each_agent(struct dg_store_pg *s, struct dg_registry *reg, dg_store_list_fn fn, 
 	              &agents)) != DG_OK ||
 	    (rv = run(s, "SELECT agent, seq, code, detail FROM drift ORDER BY agent COLLATE \"C\", "
 	                 "seq", NULL, "reading drift", &drift)) != DG_OK) {
-		set_err(err, err_cap, "state database: %s", PQerrorMessage(s->conn));
+		dg_store_set_err(err, err_cap, "state database: %s", PQerrorMessage(s->conn));
 		goto out;
 	}
 	if (PQnfields(agents) != C_COUNT || PQnfields(drift) != 4) {
-		set_err(err, err_cap, "state database: unexpected columns");
+		dg_store_set_err(err, err_cap, "state database: unexpected columns");
 		rv = DG_ERR_FORMAT;
 		goto out;
 	}
 	if (PQntuples(agents) > DG_REGISTRY_MAX_AGENTS) {
-		set_err(err, err_cap, "state database: more than %d agents",
+		dg_store_set_err(err, err_cap, "state database: more than %d agents",
 		                 DG_REGISTRY_MAX_AGENTS);
 		rv = DG_ERR_TOOBIG;
 		goto out;
@@ -610,7 +596,7 @@ each_agent(struct dg_store_pg *s, struct dg_registry *reg, dg_store_list_fn fn, 
 		}
 		if (reg != NULL) {
 			if ((rv = dg_registry_add(reg, name, &a)) != DG_OK) {
-				set_err(err, err_cap, "state database: agent '%s': %s", name,
+				dg_store_set_err(err, err_cap, "state database: agent '%s': %s", name,
 				                 rv == DG_ERR_EXISTS ? "stored twice" : dg_strerror(rv));
 				if (rv == DG_ERR_EXISTS)
 					rv = DG_ERR_FORMAT;
@@ -637,7 +623,7 @@ each_agent(struct dg_store_pg *s, struct dg_registry *reg, dg_store_list_fn fn, 
 			goto out;
 	}
 	if (d < n_drift) {
-		set_err(err, err_cap, "state database: a drift row names no stored agent");
+		dg_store_set_err(err, err_cap, "state database: a drift row names no stored agent");
 		rv = DG_ERR_FORMAT;
 		goto out;
 	}
