@@ -645,6 +645,39 @@ out:
 	return err;
 }
 
+/* A TPM-signed structure as the wire carries it: the attest bytes and the
+ * marshaled signature, into caller buffers. */
+static int
+export_signed(const TPM2B_ATTEST *signed_attest, const TPMT_SIGNATURE *signature,
+              uint8_t *attest, size_t attest_cap, size_t *attest_len, uint8_t *sig,
+              size_t sig_cap, size_t *sig_len)
+{
+	size_t offset = 0;
+	TSS2_RC rc;
+
+	if (signed_attest->size > attest_cap)
+		return DG_ERR_TOOBIG;
+	if ((rc = Tss2_MU_TPMT_SIGNATURE_Marshal(signature, sig, sig_cap, &offset)) !=
+	    TSS2_RC_SUCCESS)
+		return marshal_fail(rc);
+	memcpy(attest, signed_attest->attestationData, signed_attest->size);
+	*attest_len = signed_attest->size;
+	*sig_len = offset;
+	return DG_OK;
+}
+
+/* The caller's qualifying data as the TPM's extraData. */
+static int
+set_extra(TPM2B_DATA *extra, const uint8_t *qualifying, size_t qlen)
+{
+	if (qlen > sizeof extra->buffer)
+		return DG_ERR_TOOBIG;
+	if (qlen > 0)
+		memcpy(extra->buffer, qualifying, qlen);
+	extra->size = (UINT16)qlen;
+	return DG_OK;
+}
+
 int
 dg_tpm_quote(struct dg_tpm *t, uint32_t pcr, const uint8_t *qualifying, size_t qlen,
              uint8_t *attest, size_t attest_cap, size_t *attest_len,
@@ -655,7 +688,6 @@ dg_tpm_quote(struct dg_tpm *t, uint32_t pcr, const uint8_t *qualifying, size_t q
 	TPML_PCR_SELECTION sel;
 	TPM2B_ATTEST *quoted = NULL;
 	TPMT_SIGNATURE *signature = NULL;
-	size_t offset = 0;
 	TSS2_RC rc;
 	int err;
 
@@ -664,11 +696,8 @@ dg_tpm_quote(struct dg_tpm *t, uint32_t pcr, const uint8_t *qualifying, size_t q
 		return DG_ERR_INVAL;
 	if (t->ak == ESYS_TR_NONE)
 		return DG_ERR_STATE;
-	if (qlen > sizeof extra.buffer)
-		return DG_ERR_TOOBIG;
-	if (qlen > 0)
-		memcpy(extra.buffer, qualifying, qlen);
-	extra.size = (UINT16)qlen;
+	if ((err = set_extra(&extra, qualifying, qlen)) != DG_OK)
+		return err;
 	sel = sha256_selection(pcr);
 	rc = Esys_Quote(t->esys, t->ak, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, &extra,
 	                &key_scheme, &sel, &quoted, &signature);
@@ -676,19 +705,8 @@ dg_tpm_quote(struct dg_tpm *t, uint32_t pcr, const uint8_t *qualifying, size_t q
 		err = tss_fail("Esys_Quote", rc);
 		goto out;
 	}
-	if (quoted->size > attest_cap) {
-		err = DG_ERR_TOOBIG;
-		goto out;
-	}
-	rc = Tss2_MU_TPMT_SIGNATURE_Marshal(signature, sig, sig_cap, &offset);
-	if (rc != TSS2_RC_SUCCESS) {
-		err = marshal_fail(rc);
-		goto out;
-	}
-	memcpy(attest, quoted->attestationData, quoted->size);
-	*attest_len = quoted->size;
-	*sig_len = offset;
-	err = DG_OK;
+	err = export_signed(quoted, signature, attest, attest_cap, attest_len, sig, sig_cap,
+	                    sig_len);
 out:
 	Esys_Free(quoted);
 	Esys_Free(signature);
@@ -744,7 +762,6 @@ dg_tpm_certify_bind(struct dg_tpm *t, const uint8_t *qualifying, size_t qlen, ui
 	TPM2B_DATA extra = { 0 };
 	TPM2B_ATTEST *certified = NULL;
 	TPMT_SIGNATURE *signature = NULL;
-	size_t offset = 0;
 	TSS2_RC rc;
 	int err;
 
@@ -753,30 +770,16 @@ dg_tpm_certify_bind(struct dg_tpm *t, const uint8_t *qualifying, size_t qlen, ui
 		return DG_ERR_INVAL;
 	if (t->ak == ESYS_TR_NONE || t->bind == ESYS_TR_NONE)
 		return DG_ERR_STATE;
-	if (qlen > sizeof extra.buffer)
-		return DG_ERR_TOOBIG;
-	if (qlen > 0)
-		memcpy(extra.buffer, qualifying, qlen);
-	extra.size = (UINT16)qlen;
+	if ((err = set_extra(&extra, qualifying, qlen)) != DG_OK)
+		return err;
 	rc = Esys_Certify(t->esys, t->bind, t->ak, ESYS_TR_PASSWORD, ESYS_TR_PASSWORD,
 	                  ESYS_TR_NONE, &extra, &key_scheme, &certified, &signature);
 	if (rc != TSS2_RC_SUCCESS) {
 		err = tss_fail("Esys_Certify", rc);
 		goto out;
 	}
-	if (certified->size > attest_cap) {
-		err = DG_ERR_TOOBIG;
-		goto out;
-	}
-	if ((rc = Tss2_MU_TPMT_SIGNATURE_Marshal(signature, sig, sig_cap, &offset)) !=
-	    TSS2_RC_SUCCESS) {
-		err = marshal_fail(rc);
-		goto out;
-	}
-	memcpy(attest, certified->attestationData, certified->size);
-	*attest_len = certified->size;
-	*sig_len = offset;
-	err = DG_OK;
+	err = export_signed(certified, signature, attest, attest_cap, attest_len, sig, sig_cap,
+	                    sig_len);
 out:
 	Esys_Free(certified);
 	Esys_Free(signature);
