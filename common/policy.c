@@ -553,13 +553,8 @@ parse_line(struct parse_ctx *c, const char *s, size_t len)
 	if (KW_IS("exclude"))
 		return parse_exclude(c, arg, arg_len);
 	if (KW_IS("lease")) {
-		uint64_t seconds;
-		if (p->lease_s != 0)
-			return fail(c, "duplicate lease");
-		if (dg_text_uint(arg, arg_len, 1, DG_LEASE_MAX_S, &seconds) != DG_OK)
-			return fail(c, "bad lease (want seconds, 1..%d)", DG_LEASE_MAX_S);
-		p->lease_s = (unsigned)seconds;
-		return DG_OK;
+		const char *why = dg_lease_parse(arg, arg_len, &p->lease_s);
+		return why != NULL ? fail(c, "%s", why) : DG_OK;
 	}
 #undef KW_IS
 	return fail(c, "unknown directive '%.*s'",
@@ -684,6 +679,20 @@ dg_policy_allows_secret(const struct dg_policy *p, const char *name)
 			return true;
 	}
 	return false;
+}
+
+_Static_assert(DG_LEASE_MAX_S == 86400, "the message below names the bound");
+
+const char *
+dg_lease_parse(const char *arg, size_t len, unsigned *lease_s)
+{
+	uint64_t seconds;
+	if (*lease_s != 0)
+		return "duplicate lease";
+	if (dg_text_uint(arg, len, 1, DG_LEASE_MAX_S, &seconds) != DG_OK)
+		return "bad lease (want seconds, 1..86400)";
+	*lease_s = (unsigned)seconds;
+	return NULL;
 }
 
 unsigned

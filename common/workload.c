@@ -303,13 +303,8 @@ parse_line(struct parse_ctx *c, const char *s, size_t len)
 		return list_add(&w->secrets, &w->n_secrets, arg, arg_len);
 	}
 	if (KW_IS("lease")) {
-		uint64_t seconds;
-		if (w->lease_s != 0)
-			return fail(c, "duplicate lease");
-		if (dg_text_uint(arg, arg_len, 1, DG_LEASE_MAX_S, &seconds) != DG_OK)
-			return fail(c, "bad lease (want seconds, 1..%d)", DG_LEASE_MAX_S);
-		w->lease_s = (unsigned)seconds;
-		return DG_OK;
+		const char *why = dg_lease_parse(arg, arg_len, &w->lease_s);
+		return why != NULL ? fail(c, "%s", why) : DG_OK;
 	}
 #undef KW_IS
 	return fail(c, "unknown directive '%.*s'",

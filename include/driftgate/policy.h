@@ -44,6 +44,9 @@ bool dg_policy_applies(const struct dg_policy *p, const char *agent_id);
 size_t dg_policy_secret_count(const struct dg_policy *p);
 const char *dg_policy_secret(const struct dg_policy *p, size_t i);
 bool dg_policy_allows_secret(const struct dg_policy *p, const char *name);
+/* The argument of a "lease" line (baselines and workloads) into *lease_s,
+ * which must still be 0 (unset): NULL, or why the line is refused. */
+const char *dg_lease_parse(const char *arg, size_t len, unsigned *lease_s);
 /* The lease of this baseline's secrets, in seconds. */
 unsigned dg_policy_lease_s(const struct dg_policy *p);
 size_t dg_policy_allow_count(const struct dg_policy *p);

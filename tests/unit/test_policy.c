@@ -103,6 +103,28 @@ START_TEST(test_minimal_and_accessors)
 }
 END_TEST
 
+/* lease: default 60 s, 1..86400 in decimal without a leading zero, once. */
+START_TEST(test_lease)
+{
+	struct dg_policy *p = must_parse(HEAD);
+	ck_assert_uint_eq(dg_policy_lease_s(p), 60);
+	dg_policy_free(p);
+	p = must_parse(HEAD "lease 30\n");
+	ck_assert_uint_eq(dg_policy_lease_s(p), 30);
+	dg_policy_free(p);
+	p = must_parse(HEAD "lease 86400\n");
+	ck_assert_uint_eq(dg_policy_lease_s(p), 86400);
+	dg_policy_free(p);
+	expect_error(HEAD "lease 0\n", "line 4: bad lease (want seconds, 1..86400)");
+	expect_error(HEAD "lease 86401\n", "line 4: bad lease (want seconds, 1..86400)");
+	expect_error(HEAD "lease 030\n", "line 4: bad lease (want seconds, 1..86400)");
+	expect_error(HEAD "lease 3s\n", "line 4: bad lease (want seconds, 1..86400)");
+	expect_error(HEAD "lease 99999999999999999999999\n",
+	             "line 4: bad lease (want seconds, 1..86400)");
+	expect_error(HEAD "lease 30\nlease 30\n", "line 5: duplicate lease");
+}
+END_TEST
+
 START_TEST(test_errors)
 {
 	expect_error("", "line 0: missing 'driftgate-baseline 1' header");
@@ -494,6 +516,7 @@ policy_suite(void)
 	tcase_add_checked_fixture(tc, setup, NULL);
 	tcase_add_test(tc, test_minimal_and_accessors);
 	tcase_add_test(tc, test_errors);
+	tcase_add_test(tc, test_lease);
 	tcase_add_test(tc, test_too_big);
 	tcase_add_test(tc, test_exclude_anchoring);
 	tcase_add_test(tc, test_appraise_reasons);

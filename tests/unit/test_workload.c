@@ -355,8 +355,12 @@ START_TEST(test_parse_accessors)
 	                                   "container db.v2_x-1\n"
 	                                   "secret db-password\n"
 	                                   "secret db-password\n"
-	                                   "secret api-key\n");
+	                                   "secret api-key\n"
+	                                   "lease 45\n");
 	ck_assert_str_eq(dg_workload_name(w), "web");
+	ck_assert_uint_eq(dg_workload_lease_s(w), 45);
+	ck_assert(dg_workload_has_secret(w, "api-key"));
+	ck_assert(!dg_workload_has_secret(w, "api"));
 	ck_assert(dg_workload_applies(w, "node-1"));
 	ck_assert(dg_workload_applies(w, "edge-7"));
 	ck_assert(!dg_workload_applies(w, "edge-77"));
@@ -399,6 +403,10 @@ START_TEST(test_parse_errors)
 		 "line 4: bad container name (want [A-Za-z0-9._-]{1,64})"},
 		{"driftgate-workload 1\nname web\nagent *\nsecret a b\n",
 		 "line 4: bad secret name (want [A-Za-z0-9._-]{1,64})"},
+		{"driftgate-workload 1\nname web\nagent *\nlease 0\n",
+		 "line 4: bad lease (want seconds, 1..86400)"},
+		{"driftgate-workload 1\nname web\nagent *\nlease 5\nlease 5\n",
+		 "line 5: duplicate lease"},
 		{"driftgate-workload 1\nname web\nagent *\nallow sha256:00 /x\n",
 		 "line 4: unknown directive 'allow'"},
 		{"driftgate-workload 1\nname web\nagent *\ncontainer\tapp\x01\n",
